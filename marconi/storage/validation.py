@@ -1,0 +1,258 @@
+"""Validation and normalisation of every caller-supplied value, in one place.
+
+The base controllers call these before any driver hook runs, so a driver only ever sees values that meet the
+contract: names of the right alphabet, whole-second TTLs in range, JSON already serialised. Each failure raises
+:class:`~marconi.storage.errors.InvalidInput` naming the field, and nothing has been written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from marconi.storage import tokens
+from marconi.storage.errors import InvalidInput
+
+# Upper bounds from the contract; the ones marked "configurable" may be changed per driver through Limits.
+DEFAULT_MAX_MESSAGE_TTL = 1_209_600  # 14 days (configurable)
+DEFAULT_MAX_POST_SIZE = 256 * 1024  # serialized bytes per posted batch (configurable)
+MAX_METADATA_SIZE = 64 * 1024  # serialized bytes of queue metadata
+MAX_CLAIM_TTL = 43_200  # 12 hours
+MAX_CLAIM_GRACE = 43_200
+MAX_DELAY = 900  # 15 minutes
+MAX_LIMIT = 100  # messages or queues per page, messages per claim or pop
+DEFAULT_LIMIT = 10
+MAX_IDS = 100  # ids per bulk_get or bulk_delete
+MAX_PROJECT_LENGTH = 256
+MAX_JSON_DEPTH = 64  # nesting of bodies and metadata; deeper input would exhaust the parser's stack
+
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The configurable bounds of one driver instance."""
+
+    max_message_ttl: int = DEFAULT_MAX_MESSAGE_TTL
+    max_post_size: int = DEFAULT_MAX_POST_SIZE
+
+    def __post_init__(self) -> None:
+        for name in ("max_message_ttl", "max_post_size"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise InvalidInput(name, f"must be a positive whole number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One message of a post, validated: ``body`` is its JSON text."""
+
+    ttl: int
+    delay: int
+    body: str
+
+
+@dataclass(frozen=True)
+class ClaimTerms:
+    """A claim's lease: ``ttl`` seconds, and ``grace`` seconds more of message life."""
+
+    ttl: int
+    grace: int
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def whole_number(value: object, field: str, low: int, high: int) -> int:
+    if not _is_int(value):
+        raise InvalidInput(field, f"must be a whole number of seconds or items, got {_describe(value)}")
+    assert isinstance(value, int)
+    number = int(value)
+    if not low <= number <= high:
+        raise InvalidInput(field, f"must be between {low} and {high}, got {number}")
+    return number
+
+
+def project(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("project", f"must be None or a string, got {_describe(value)}")
+    if not 1 <= len(value) <= MAX_PROJECT_LENGTH:
+        raise InvalidInput("project", f"must be 1 to {MAX_PROJECT_LENGTH} characters long")
+    if not value.isprintable():
+        raise InvalidInput("project", "must contain printable characters only")
+    return value
+
+
+def queue_name(value: object, field: str = "name") -> str:
+    if not isinstance(value, str) or _QUEUE_NAME.fullmatch(value) is None:
+        raise InvalidInput(field, f"must be 1 to 64 characters of A-Z a-z 0-9 _ -, got {_describe(value)}")
+    return value
+
+
+def optional_queue_name(value: object, field: str) -> str | None:
+    return None if value is None else queue_name(value, field)
+
+
+def limit(value: object, field: str = "limit") -> int:
+    return whole_number(value, field, 1, MAX_LIMIT)
+
+
+def flag(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(field, f"must be True or False, got {_describe(value)}")
+    return value
+
+
+def _check_json(value: object, field: str) -> None:
+    """Accept exactly what JSON round-trips unchanged; iterative, so hostile nesting cannot crash it."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidInput(field, f"is nested deeper than {MAX_JSON_DEPTH} levels")
+        if item is None or isinstance(item, (bool, int, str)):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidInput(field, "is not JSON: NaN and infinities have no JSON form")
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise InvalidInput(field, f"is not JSON: object keys must be strings, got {_describe(key)}")
+                stack.append((child, depth + 1))
+        else:
+            raise InvalidInput(field, f"is not JSON: {type(item).__name__} values have no JSON form")
+
+
+def to_json(value: object, field: str) -> str:
+    """Serialise a JSON value to compact ASCII text, or raise naming ``field``."""
+    _check_json(value, field)
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def queue_metadata(value: object, field: str = "metadata") -> str:
+    if not isinstance(value, dict):
+        raise InvalidInput(field, f"must be a JSON object (a dict), got {_describe(value)}")
+    text = to_json(value, field)
+    if len(text) > MAX_METADATA_SIZE:
+        raise InvalidInput(field, f"is {len(text)} bytes serialized; at most {MAX_METADATA_SIZE} are allowed")
+    return text
+
+
+def client_uuid(value: object, field: str = "client_uuid") -> str:
+    """A UUID, given as ``uuid.UUID`` or text; returned in canonical text form."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise InvalidInput(field, f"must be a UUID, got {_describe(value)}")
+
+
+def optional_client_uuid(value: object, field: str = "client_uuid") -> str | None:
+    return None if value is None else client_uuid(value, field)
+
+
+_MESSAGE_KEYS = frozenset({"ttl", "body", "delay"})
+
+
+def messages(value: object, limits: Limits) -> list[NewMessage]:
+    """A non-empty batch of ``{'ttl', 'body'[, 'delay']}``; one bad message refuses the whole batch."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise InvalidInput("messages", "must be a list of {'ttl': ..., 'body': ...} objects")
+    batch: list[NewMessage] = []
+    size = 2  # the brackets of the serialized batch
+    for index, message in enumerate(value):
+        field = f"messages[{index}]"
+        if not isinstance(message, Mapping):
+            raise InvalidInput(field, f"must be a dict with 'ttl' and 'body', got {_describe(message)}")
+        missing = {"ttl", "body"} - message.keys()
+        if missing:
+            raise InvalidInput(field, f"lacks {', '.join(sorted(missing))}")
+        unknown = set(message.keys()) - _MESSAGE_KEYS
+        if unknown:
+            raise InvalidInput(field, f"has unknown keys {sorted(map(str, unknown))}")
+        ttl = whole_number(message["ttl"], f"{field}.ttl", 1, limits.max_message_ttl)
+        delay = whole_number(message.get("delay", 0), f"{field}.delay", 0, MAX_DELAY)
+        body = to_json(message["body"], f"{field}.body")
+        size += len(f'{{"ttl":{ttl},"delay":{delay},"body":{body}}},')
+        if size > limits.max_post_size:
+            raise InvalidInput("messages", f"the batch exceeds {limits.max_post_size} bytes serialized")
+        batch.append(NewMessage(ttl=ttl, delay=delay, body=body))
+    if not batch:
+        raise InvalidInput("messages", "must hold at least one message")
+    return batch
+
+
+def claim_terms(value: object, field: str = "metadata") -> ClaimTerms:
+    """``{'ttl': s, 'grace': s}``; grace may be omitted (0)."""
+    if not isinstance(value, Mapping):
+        raise InvalidInput(field, f"must be a dict with 'ttl' and optionally 'grace', got {_describe(value)}")
+    if "ttl" not in value:
+        raise InvalidInput(field, "lacks ttl")
+    unknown = set(value.keys()) - {"ttl", "grace"}
+    if unknown:
+        raise InvalidInput(field, f"has unknown keys {sorted(map(str, unknown))}")
+    ttl = whole_number(value["ttl"], f"{field}.ttl", 1, MAX_CLAIM_TTL)
+    grace = whole_number(value.get("grace", 0), f"{field}.grace", 0, MAX_CLAIM_GRACE)
+    return ClaimTerms(ttl=ttl, grace=grace)
+
+
+def text(value: object, field: str) -> str:
+    """An opaque token's type check; its form is the driver's business (malformed means "not found")."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"must be a string, got {_describe(value)}")
+    return value
+
+
+def message_ref(value: object, field: str = "message_id") -> tuple[int, int] | None:
+    """A message id as ``(queue incarnation, number)``; ``None`` when malformed (it names no message)."""
+    return tokens.decode_pair(text(value, field))
+
+
+def message_refs(value: object, field: str = "message_ids") -> list[tuple[int, int]]:
+    """Distinct well-formed ids, in the order given; malformed ones name no message and are dropped."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise InvalidInput(field, "must be a list of message ids")
+    refs: list[tuple[int, int]] = []
+    count = 0
+    for index, item in enumerate(value):
+        count += 1
+        if count > MAX_IDS:
+            raise InvalidInput(field, f"holds more than {MAX_IDS} ids")
+        ref = message_ref(item, f"{field}[{index}]")
+        if ref is not None and ref not in refs:
+            refs.append(ref)
+    return refs
+
+
+def message_marker(value: object, field: str = "marker") -> tuple[int, int] | None:
+    """A message-list marker as ``(queue incarnation, position)``; ``None`` starts at the head."""
+    if value is None:
+        return None
+    ref = tokens.decode_pair(text(value, field))
+    if ref is None:
+        raise InvalidInput(field, f"is not a marker this driver issued: {_describe(value)}")
+    return ref
+
+
+def claim_id(value: object, field: str = "claim_id") -> str | None:
+    """A claim id; ``None`` when malformed (it names no claim)."""
+    token = text(value, field)
+    return token if tokens.is_claim_id(token) else None

@@ -1,0 +1,174 @@
+"""The pytest plugin behind the conformance suite (registered as the ``pytest11`` entry point ``marconi``).
+
+Run the suite against any driver URI, as many as you like::
+
+    pytest --pyargs marconi.tests.conformance --marconi-uri=sqlite:///x.db --marconi-uri=memory://
+
+Without ``--marconi-uri`` the URIs come from ``$MARCONI_TEST_URIS`` (space separated), else ``memory://``.
+A test marked ``@pytest.mark.requires("claims")`` runs only on drivers that declare that capability; the
+others report it as skipped by name, and the run ends with a summary per URI.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import pytest
+
+from marconi.storage import DriverBase, ManualClock, load
+
+SKIP_PREFIX = "driver does not declare capability"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("marconi", "marconi storage conformance")
+    group.addoption(
+        "--marconi-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="a storage driver URI to run the conformance suite against (repeatable)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requires(*capabilities): run only on drivers declaring these capabilities")
+    config.addinivalue_line("markers", "slow: a long-running concurrency or property test")
+
+
+def driver_uris(config: pytest.Config) -> list[str]:
+    uris: list[str] = config.getoption("marconi_uri") or os.environ.get("MARCONI_TEST_URIS", "").split()
+    return uris or ["memory://"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "marconi_uri" in metafunc.fixturenames:
+        uris = driver_uris(metafunc.config)
+        metafunc.parametrize("marconi_uri", uris, ids=uris, scope="session")
+
+
+@pytest.fixture(scope="session")
+def marconi_clock() -> ManualClock:
+    """The clock of the session's drivers: it stands still unless a test moves it."""
+    return ManualClock(float(int(time.time())))
+
+
+@pytest.fixture(scope="session")
+def marconi_driver(marconi_uri: str, marconi_clock: ManualClock) -> Iterator[DriverBase]:
+    """One driver per URI for the whole session, reading the session's ManualClock."""
+    with load(marconi_uri, clock=marconi_clock) as driver:
+        yield driver
+
+
+@pytest.fixture(autouse=True)
+def _marconi_requires(request: pytest.FixtureRequest) -> None:
+    marker = request.node.get_closest_marker("requires")
+    if marker is None or "marconi_uri" not in request.fixturenames:
+        return
+    driver: DriverBase = request.getfixturevalue("marconi_driver")
+    missing = sorted(set(marker.args) - driver.capabilities)
+    if missing:
+        pytest.skip(f"{SKIP_PREFIX} {', '.join(missing)}")
+
+
+class Harness:
+    """One test's view of a driver: its own project (so tests never see each other), and setup helpers.
+
+    Tests call the controllers directly for what they assert; the helpers only make setup short.
+    """
+
+    def __init__(self, uri: str, driver: DriverBase, clock: ManualClock) -> None:
+        self.uri = uri
+        self.driver = driver
+        self.clock = clock
+        self.project = f"conformance-{uuid.uuid4().hex[:12]}"
+        self.client = str(uuid.uuid4())
+        self.queues = driver.queue_controller
+        self.messages = driver.message_controller
+        self.claims = driver.claim_controller
+        self._made = 0
+
+    def new_queue(self, name: str | None = None, metadata: dict[str, Any] | None = None) -> str:
+        self._made += 1
+        name = name or f"q{self._made}"
+        self.queues.upsert(name, metadata or {}, project=self.project)
+        return name
+
+    def post(
+        self, queue: str, bodies: list[Any] | int, ttl: int = 300, client: str | None = None, **extra: Any
+    ) -> list[str]:
+        """Post one batch; ``bodies`` may be a count (bodies 0..n-1)."""
+        if isinstance(bodies, int):
+            bodies = list(range(bodies))
+        batch = [{"ttl": ttl, "body": body, **extra} for body in bodies]
+        return self.messages.post(queue, batch, client or self.client, project=self.project)
+
+    def drain(
+        self, queue: str, marker: str | None = None, limit: int = 10, **options: Any
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Page from ``marker`` until a page comes back empty; every message seen, and the last marker."""
+        seen: list[dict[str, Any]] = []
+        while True:
+            page = self.messages.list(queue, project=self.project, marker=marker, limit=limit, **options)
+            items = list(next(page))
+            marker = next(page)
+            if not items:
+                return seen, marker
+            seen.extend(items)
+
+    def fresh_driver(self, **options: Any) -> DriverBase:
+        """Another driver on the same URI (wall clock unless ``clock=`` is given); the caller closes it."""
+        return load(self.uri, **options)
+
+    def cleanup(self) -> None:
+        while True:
+            names = [entry["name"] for entry in self.queues.list(project=self.project, limit=100).items]
+            if not names:
+                return
+            for name in names:
+                self.queues.delete(name, project=self.project)
+
+
+@pytest.fixture
+def marconi(marconi_uri: str, marconi_driver: DriverBase, marconi_clock: ManualClock) -> Iterator[Harness]:
+    """A Harness on the URI under test, with a project of its own, cleaned up afterwards."""
+    harness = Harness(marconi_uri, marconi_driver, marconi_clock)
+    yield harness
+    harness.cleanup()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "marconi_uri" in callspec.params:
+        report.user_properties.append(("marconi_uri", callspec.params["marconi_uri"]))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Per URI: how many tests passed, failed and were skipped, and which capabilities caused the skips."""
+    outcomes: dict[str, Counter[str]] = defaultdict(Counter)
+    undeclared: dict[str, set[str]] = defaultdict(set)
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if not isinstance(report, pytest.TestReport) or (outcome == "passed" and report.when != "call"):
+                continue
+            uri = str(dict(report.user_properties).get("marconi_uri", "(driver-independent)"))
+            outcomes[uri][outcome] += 1
+            reason = str(report.longrepr[2]) if outcome == "skipped" and isinstance(report.longrepr, tuple) else ""
+            if SKIP_PREFIX in reason:
+                undeclared[uri].update(reason.split(SKIP_PREFIX, 1)[1].strip().split(", "))
+    if not outcomes:
+        return
+    terminalreporter.section("marconi conformance summary")
+    for uri, counts in outcomes.items():
+        line = ", ".join(f"{counts[k]} {k}" for k in ("passed", "failed", "error", "skipped") if counts[k])
+        terminalreporter.write_line(f"{uri}: {line}")
+        if undeclared[uri]:
+            terminalreporter.write_line(f"    skipped, capability not declared: {', '.join(sorted(undeclared[uri]))}")
