@@ -7,11 +7,12 @@ instantiates the driver class it names with the URI and the options.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from stevedore import DriverManager, ExtensionManager
+from stevedore import DriverManager
 from stevedore.exception import NoMatches
 
 from marconi.storage.base import DriverBase
@@ -32,21 +33,23 @@ def scheme_of(uri: object) -> str:
     return match.group(1).lower()
 
 
-def _ignore(names: object) -> None:
-    """stevedore's missing-entry-point warning; ``load`` raises DriverNotFound instead."""
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    return list(importlib.metadata.entry_points(group=NAMESPACE))
 
 
 def installed_names() -> list[str]:
     """Every entry-point name in the namespace, sorted, without importing any driver."""
-    manager: ExtensionManager[Any] = ExtensionManager(NAMESPACE)
-    return sorted({entry_point.name for entry_point in manager.list_entry_points()})
+    return sorted({entry_point.name for entry_point in _entry_points()})
 
 
 def driver_class(name: str) -> type[DriverBase]:
     """The driver class registered under ``name``. DriverNotFound or DriverLoadError otherwise."""
+    installed = installed_names()
+    if name not in installed:
+        raise DriverNotFound(name, installed)
     try:
-        manager: DriverManager[Any] = DriverManager(NAMESPACE, name, on_missing_entrypoints_callback=_ignore)
-    except NoMatches:
+        manager: DriverManager[Any] = DriverManager(NAMESPACE, name)
+    except NoMatches:  # uninstalled between the two looks
         raise DriverNotFound(name, installed_names()) from None
     except Exception as error:  # an import error, or an entry point naming something that is not there
         raise DriverLoadError(
@@ -77,9 +80,8 @@ class InstalledDriver:
 
 def installed_drivers() -> list[InstalledDriver]:
     """One entry per driver class, with every name it is registered under; broken ones carry their error."""
-    manager: ExtensionManager[Any] = ExtensionManager(NAMESPACE)
     by_target: dict[str, list[str]] = {}
-    for entry_point in manager.list_entry_points():
+    for entry_point in _entry_points():
         by_target.setdefault(entry_point.value, []).append(entry_point.name)
     drivers = []
     for target, names in sorted(by_target.items()):
@@ -89,6 +91,6 @@ def installed_drivers() -> list[InstalledDriver]:
             drivers.append(InstalledDriver(names[0], tuple(sorted(names)), frozenset(), target, str(error)))
             continue
         canonical = cls.name or names[0]
-        schemes = tuple(sorted(name for name in names if name != canonical))
+        schemes = tuple(sorted(name for name in names if name != canonical or name in cls.schemes))
         drivers.append(InstalledDriver(canonical, schemes, cls.CAPABILITIES, target))
     return sorted(drivers, key=lambda driver: driver.name)

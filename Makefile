@@ -1,0 +1,39 @@
+# Two commands for a fresh machine: `make run` (the main job on the embedded default) and `make test` (everything).
+# Point the tests at your own servers with e.g. `make test POSTGRESQL=postgresql+psycopg://me@db:5432/marconi`.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+SQLITE_FILE ?= $(CURDIR)/.marconi-test.db
+POSTGRESQL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+MARIADB ?= mysql+pymysql://root@127.0.0.1:3306/test
+URIS ?= memory:// sqlite:// sqlite:///$(SQLITE_FILE) $(POSTGRESQL) $(MARIADB)
+
+.PHONY: run test lint install clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --editable '.[all,dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# The main job: the conformance suite against SQLite (a file next to this Makefile), with a summary.
+run: $(BIN)/.installed
+	rm -f $(CURDIR)/marconi-check.db*
+	$(BIN)/marconi check sqlite:///$(CURDIR)/marconi-check.db
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Every test on every backend in URIS; an unreachable backend fails the run, it is never skipped.
+test: lint
+	rm -f $(SQLITE_FILE)*
+	$(BIN)/pytest --pyargs marconi.tests marconi_drivers $(foreach uri,$(URIS),--marconi-uri=$(uri))
+
+clean:
+	rm -rf $(VENV) *.egg-info .marconi-test.db* marconi-check.db*
