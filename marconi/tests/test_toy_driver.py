@@ -1,0 +1,92 @@
+"""A third-party driver, written outside this package and registered by entry point, runs the suite in one command.
+
+The toy driver lives in a temporary directory with its own ``*.dist-info`` (so ``importlib.metadata`` and
+stevedore find its ``marconi.storage`` entry point, as they would after ``pip install``). It passes the suite
+when honest, and fails it when a bug is planted: the suite is only worth something if it can fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TOY_DRIVER = '''
+"""A toy marconi driver: the memory driver, with bugs that can be switched on by TOY_BUG."""
+
+import os
+
+from marconi_drivers.memory import MemoryClaims, MemoryDriver, MemoryMessages
+
+BUG = os.environ.get("TOY_BUG", "")
+
+
+class ToyMessages(MemoryMessages):
+    def _list(self, *args):
+        messages, marker = super()._list(*args)
+        if BUG == "list-skips" and len(messages) > 1:
+            del messages[1]  # loses the second message of every page
+        return messages, marker
+
+
+class ToyClaims(MemoryClaims):
+    def _create(self, queue, project, terms, limit, now):
+        if BUG == "claim-steals":
+            with self.driver.lock:
+                for message in self.driver.queue(queue, project, now).messages.values():
+                    message.claim = None  # forgets live claims, so their messages are handed out again
+        return super()._create(queue, project, terms, limit, now)
+
+
+class ToyDriver(MemoryDriver):
+    name = "toy"
+    schemes = ("toy",)
+
+    def __init__(self, uri="toy://", **options):
+        super().__init__(uri, **options)
+        self._message_controller = ToyMessages(self)
+        self._claim_controller = ToyClaims(self)
+'''
+
+
+@pytest.fixture(scope="module")
+def toy_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("toy")
+    (root / "toy_marconi.py").write_text(textwrap.dedent(TOY_DRIVER))
+    dist = root / "toy_marconi-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-marconi\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[marconi.storage]\ntoy = toy_marconi:ToyDriver\n")
+    return root
+
+
+def run_suite(toy_path: Path, bug: str) -> subprocess.CompletedProcess[str]:
+    """The one command a driver author runs, with the toy directory on the path as if installed."""
+    env = {**os.environ, "PYTHONPATH": str(toy_path), "TOY_BUG": bug}
+    command = [sys.executable, "-m", "pytest", "--pyargs", "marconi.tests.conformance", "--marconi-uri=toy://"]
+    command += ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=toy_path)
+
+
+def test_an_honest_toy_driver_passes_the_suite(toy_path):
+    result = run_suite(toy_path, bug="")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "toy://:" in result.stdout and "failed" not in result.stdout.split("conformance summary")[1]
+
+
+@pytest.mark.parametrize(
+    ("bug", "caught_by"),
+    [
+        ("list-skips", "test_messages.py"),
+        ("claim-steals", "test_claims.py"),
+    ],
+)
+def test_a_planted_bug_fails_the_suite(toy_path, bug, caught_by):
+    result = run_suite(toy_path, bug=bug)
+    assert result.returncode == 1, result.stdout[-4000:]
+    failures = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert any(caught_by in line for line in failures), failures
