@@ -1,0 +1,585 @@
+"""Operation histories of a queue workload, and checkers that find anomalies in them, in Jepsen's style.
+
+A workload records every operation it performs as an :class:`Op`: which process (or thread) did it, what kind
+of operation it was, on which queue, when it was invoked and when it completed, how it completed (``ok``,
+``fail`` when it certainly had no effect, ``unknown`` when it may or may not have), and the *values* it carried.
+Every message body carries a unique value ``(producer, seq)``: a producer numbers its messages in the order it
+posts them, so a value names one message across every driver, process and page.
+
+The checkers read only the history: no driver, no backend. They return a :class:`Report` listing anomalies:
+
+``lost``
+    an acknowledged post never delivered to an observer although the observer later asked for a page that
+    came back short (nothing more was eligible) after the post was acknowledged; or, for claims, never claimed
+    by anyone although a claim came back empty after the post was acknowledged.
+``unexpected``
+    delivered, yet never posted (no post of it was attempted on that queue, or its post certainly failed).
+``duplicated``
+    an observer saw a message twice, or one claim handed out the same message twice.
+``producer-order``
+    a consumer received one producer's messages out of the order they were posted.
+``non-monotonic``
+    an observer received a message before one whose post was acknowledged before the first was even posted
+    (visibility must follow marker order, and markers follow real time).
+``skip``
+    an observer's marker passed a message it never received (it received a message posted after this one was
+    acknowledged), or received it only after a short page that should have contained it.
+``claim-overlap``
+    a message held by two claims while both were certainly live.
+``incomplete``
+    a consumer never reached the end of its queue (only with ``require_end``), so "lost" could not be decided.
+
+Times are ``time.monotonic()`` seconds, comparable between processes of one Linux host. A claim's lease is
+assumed to run on a clock that advances no faster than that one (a wall clock, or a ManualClock standing still).
+
+Histories pickle, and convert to and from JSON (:meth:`History.to_json`), so processes can send them back.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+#: A message's unique value: (producer, sequence number in that producer's posting order).
+Value = tuple[str, int]
+
+
+class Kind(StrEnum):
+    POST = "post"  # values: the batch posted, in input order
+    LIST = "list"  # values: the page received, in order
+    CLAIM = "claim"  # values: the messages a new claim holds
+    RELEASE = "release"  # claim delete; claim_id: the claim released
+    DELETE = "delete"  # values: the messages deleted
+    POP = "pop"  # values: the messages popped
+
+
+class Outcome(StrEnum):
+    OK = "ok"  # completed and took effect
+    FAIL = "fail"  # certainly took no effect (e.g. MessageConflict from post)
+    UNKNOWN = "unknown"  # may or may not have taken effect (an error, a crash, never returned)
+
+
+class AnomalyKind(StrEnum):
+    LOST = "lost"
+    UNEXPECTED = "unexpected"
+    DUPLICATED = "duplicated"
+    PRODUCER_ORDER = "producer-order"
+    NON_MONOTONIC = "non-monotonic"
+    SKIP = "skip"
+    CLAIM_OVERLAP = "claim-overlap"
+    INCOMPLETE = "incomplete"
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation: invoked by ``process`` at ``invoke``, completed at ``complete`` (None: never returned)."""
+
+    process: str
+    kind: Kind
+    queue: str
+    invoke: float
+    complete: float | None
+    outcome: Outcome
+    values: tuple[Value, ...] = ()
+    ids: tuple[str, ...] = ()  # message ids, parallel to values when known
+    marker: str | None = None  # list: the marker asked for
+    next_marker: str | None = None  # list: the marker returned
+    limit: int | None = None  # list, claim, pop: the limit asked for
+    exhaustive: bool = False  # list: nothing was filtered out (claimed ones included, none hidden by echo)
+    claim_id: str | None = None  # claim, release: the claim
+    claim_ttl: float | None = None  # claim: the lease asked for, in seconds
+    error: str | None = None  # fail, unknown: what was raised
+
+    @property
+    def short(self) -> bool:
+        """A list page shorter than its limit: nothing more was eligible when it was read."""
+        return self.kind is Kind.LIST and self.outcome is Outcome.OK and len(self.values) < (self.limit or 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["values"] = [list(value) for value in self.values]
+        data["ids"] = list(self.ids)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Op:
+        values = tuple((str(p), int(s)) for p, s in data.get("values", ()))
+        return cls(
+            **{
+                **data,
+                "kind": Kind(data["kind"]),
+                "outcome": Outcome(data["outcome"]),
+                "values": values,
+                "ids": tuple(data.get("ids", ())),
+            }
+        )
+
+
+def body_of(value: Value) -> dict[str, Any]:
+    """The message body that carries ``value``."""
+    return {"p": value[0], "s": value[1]}
+
+
+def value_of(body: Any) -> Value:
+    """The value a message body carries; a body that carries none gets a value no producer ever posts."""
+    if isinstance(body, dict) and isinstance(body.get("p"), str) and type(body.get("s")) is int:
+        return body["p"], body["s"]
+    return f"<not a history value: {json.dumps(body, sort_keys=True)[:60]}>", -1
+
+
+class Recorder:
+    """Records the operations of one process (or thread), in the order it performs them. Not thread-safe."""
+
+    def __init__(self, process: str, now: Callable[[], float] = time.monotonic) -> None:
+        self.process = process
+        self.now = now
+        self.ops: list[Op] = []
+
+    def record(
+        self, kind: Kind, queue: str, invoke: float, outcome: Outcome, complete: float | None = None, **details: Any
+    ) -> Op:
+        """Append an operation invoked at ``invoke`` and completing now (or at ``complete``)."""
+        if complete is None and outcome is not Outcome.UNKNOWN:
+            complete = self.now()
+        op = Op(self.process, kind, queue, invoke, complete, outcome, **details)
+        self.ops.append(op)
+        return op
+
+
+@dataclass
+class History:
+    """Every operation of a run, from any number of processes."""
+
+    ops: list[Op] = field(default_factory=list)
+
+    @classmethod
+    def merge(cls, *parts: Iterable[Op]) -> History:
+        return cls([op for part in parts for op in part])
+
+    def __iter__(self) -> Iterator[Op]:
+        return iter(self.ops)
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def queues(self) -> list[str]:
+        return sorted({op.queue for op in self.ops})
+
+    def on(self, queue: str) -> list[Op]:
+        return [op for op in self.ops if op.queue == queue]
+
+    def to_json(self) -> str:
+        return json.dumps([op.to_dict() for op in self.ops])
+
+    @classmethod
+    def from_json(cls, text: str) -> History:
+        return cls([Op.from_dict(item) for item in json.loads(text)])
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    kind: AnomalyKind
+    queue: str
+    process: str  # the consumer that suffered it ("claims" for the claimers of a queue as a group)
+    values: tuple[Value, ...]
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.queue!r} for {self.process}: {self.detail}"
+
+
+@dataclass
+class Report:
+    """What a checker found. ``ok`` when no anomaly was found; ``stats`` counts what was checked."""
+
+    anomalies: list[Anomaly] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.anomalies
+
+    def of(self, kind: AnomalyKind) -> list[Anomaly]:
+        return [anomaly for anomaly in self.anomalies if anomaly.kind is kind]
+
+    def kinds(self) -> set[AnomalyKind]:
+        return {anomaly.kind for anomaly in self.anomalies}
+
+    def extend(self, other: Report) -> Report:
+        self.anomalies.extend(other.anomalies)
+        for key, count in other.stats.items():
+            self.stats[key] = self.stats.get(key, 0) + count
+        return self
+
+    def summary(self, limit: int = 20) -> str:
+        counts = ", ".join(f"{key}={value}" for key, value in sorted(self.stats.items()))
+        if self.ok:
+            return f"no anomalies ({counts})"
+        by_kind: dict[AnomalyKind, int] = defaultdict(int)
+        for anomaly in self.anomalies:
+            by_kind[anomaly.kind] += 1
+        lines = [
+            f"{len(self.anomalies)} anomalies ({', '.join(f'{k}: {n}' for k, n in sorted(by_kind.items()))}); "
+            f"checked {counts}"
+        ]
+        lines += [f"  {anomaly}" for anomaly in self.anomalies[:limit]]
+        if len(self.anomalies) > limit:
+            lines.append(f"  ... and {len(self.anomalies) - limit} more")
+        return "\n".join(lines)
+
+
+# --- the checkers ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Posted:
+    """What the producers did with one value: attempted at ``invoke``, acknowledged at ``ack`` (inf: never)."""
+
+    process: str
+    invoke: float
+    ack: float
+    failed: bool  # every attempt certainly failed
+
+
+def _posts(ops: Sequence[Op]) -> dict[Value, _Posted]:
+    posted: dict[Value, _Posted] = {}
+    for op in ops:
+        if op.kind is not Kind.POST:
+            continue
+        ack = op.complete if op.outcome is Outcome.OK and op.complete is not None else math.inf
+        for value in op.values:
+            earlier = posted.get(value)
+            if earlier is None:
+                posted[value] = _Posted(op.process, op.invoke, ack, op.outcome is Outcome.FAIL)
+            else:  # posted again (a retry): the earliest acknowledgement counts
+                posted[value] = replace(
+                    earlier,
+                    invoke=min(earlier.invoke, op.invoke),
+                    ack=min(earlier.ack, ack),
+                    failed=earlier.failed and op.outcome is Outcome.FAIL,
+                )
+    return posted
+
+
+def _removed(ops: Sequence[Op]) -> set[Value]:
+    """Values a delete or pop may have removed: no consumer can be blamed for missing them."""
+    return {
+        value
+        for op in ops
+        if op.kind in (Kind.DELETE, Kind.POP) and op.outcome is not Outcome.FAIL
+        for value in op.values
+    }
+
+
+def _by_process(ops: Iterable[Op], kinds: tuple[Kind, ...]) -> dict[str, list[Op]]:
+    grouped: dict[str, list[Op]] = defaultdict(list)
+    for op in ops:
+        if op.kind in kinds:
+            grouped[op.process].append(op)
+    for process_ops in grouped.values():
+        process_ops.sort(key=lambda op: op.invoke)  # stable: recording order breaks ties
+    return dict(grouped)
+
+
+def _last_post_completion(ops: Sequence[Op]) -> float:
+    """When the last post completed; inf if one never returned (no consumer can then be sure it has the end)."""
+    ends = [op.complete if op.complete is not None else math.inf for op in ops if op.kind is Kind.POST]
+    return max(ends, default=-math.inf)
+
+
+def _fmt(values: Iterable[Value], limit: int = 8) -> str:
+    items = list(values)
+    text = ", ".join(f"{p}#{s}" for p, s in items[:limit])
+    return text + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def unexpected(queue: str, consumer: str, delivered: Iterable[Value], posted: dict[Value, _Posted]) -> list[Anomaly]:
+    """Values delivered on ``queue`` that no post on it attempted, or whose every post certainly failed."""
+    found: list[Value] = []
+    for value in dict.fromkeys(delivered):
+        origin = posted.get(value)
+        if origin is None or origin.failed:
+            found.append(value)
+    if not found:
+        return []
+    return [Anomaly(AnomalyKind.UNEXPECTED, queue, consumer, tuple(found), f"delivered, never posted: {_fmt(found)}")]
+
+
+def duplicated(queue: str, consumer: str, delivered: Sequence[Value]) -> list[Anomaly]:
+    """Values delivered more than once in ``delivered``."""
+    seen: set[Value] = set()
+    twice: list[Value] = []
+    for value in delivered:
+        if value in seen:
+            twice.append(value)
+        seen.add(value)
+    if not twice:
+        return []
+    return [Anomaly(AnomalyKind.DUPLICATED, queue, consumer, tuple(dict.fromkeys(twice)), f"seen again: {_fmt(twice)}")]
+
+
+def producer_order(queue: str, consumer: str, delivered: Sequence[Value]) -> list[Anomaly]:
+    """Pairs of one producer's values delivered in an order other than the producer posted them."""
+    last: dict[str, int] = {}
+    anomalies = []
+    for producer, seq in delivered:
+        if producer in last and seq < last[producer]:
+            anomalies.append(
+                Anomaly(
+                    AnomalyKind.PRODUCER_ORDER,
+                    queue,
+                    consumer,
+                    ((producer, last[producer]), (producer, seq)),
+                    f"{producer}#{seq} delivered after {producer}#{last[producer]}",
+                )
+            )
+        last[producer] = max(seq, last.get(producer, seq))
+    return anomalies
+
+
+def non_monotonic(queue: str, consumer: str, delivered: Sequence[Value], posted: dict[Value, _Posted]) -> list[Anomaly]:
+    """Values delivered after a value whose post began only once theirs had been acknowledged."""
+    anomalies = []
+    latest_invoke, latest = -math.inf, None
+    for value in dict.fromkeys(delivered):
+        origin = posted.get(value)
+        if origin is None:
+            continue
+        if latest is not None and origin.ack < latest_invoke:
+            anomalies.append(
+                Anomaly(
+                    AnomalyKind.NON_MONOTONIC,
+                    queue,
+                    consumer,
+                    (latest, value),
+                    f"{_fmt([value])} (acknowledged before {_fmt([latest])} was posted) delivered after it",
+                )
+            )
+        if origin.invoke > latest_invoke:
+            latest_invoke, latest = origin.invoke, value
+    return anomalies
+
+
+def observer_gaps(
+    queue: str, consumer: str, pages: Sequence[Op], posted: dict[Value, _Posted], removed: set[Value]
+) -> list[Anomaly]:
+    """Lost and skipped values of one observer that paged through ``pages`` (its list ops, in order).
+
+    A short page (fewer than its limit, nothing filtered out) says nothing more was eligible when it was read:
+    every value acknowledged before it was asked for must have been delivered by then. A value never delivered
+    although such a page followed its acknowledgement is *lost*; one delivered only after such a page, or never
+    delivered although the observer received a value posted after it was acknowledged, was *skipped*.
+    """
+    first_delivery: dict[Value, int] = {}
+    for index, page in enumerate(pages):
+        if page.outcome is Outcome.OK:
+            for value in page.values:
+                first_delivery.setdefault(value, index)
+    short_invokes = [page.invoke for page in pages if page.short and page.exhaustive]
+    short_indexes = [index for index, page in enumerate(pages) if page.short and page.exhaustive]
+    latest_invoke = max((posted[v].invoke for v in first_delivery if v in posted), default=-math.inf)
+    lost, late, passed = [], [], []
+    for value, origin in sorted(posted.items(), key=lambda item: item[1].ack):
+        if origin.ack == math.inf or value in removed:
+            continue
+        after = bisect.bisect_right(short_invokes, origin.ack)
+        due_by = short_indexes[after] if after < len(short_indexes) else None  # first short page after the ack
+        delivered_at = first_delivery.get(value)
+        if delivered_at is None and due_by is not None:
+            lost.append(value)
+        elif delivered_at is not None and due_by is not None and delivered_at > due_by:
+            late.append(value)
+        elif delivered_at is None and origin.ack < latest_invoke:
+            passed.append(value)
+    anomalies = []
+    if lost:
+        anomalies.append(
+            Anomaly(
+                AnomalyKind.LOST,
+                queue,
+                consumer,
+                tuple(lost),
+                f"acknowledged, never delivered though a later page came back short: {_fmt(lost)}",
+            )
+        )
+    if late:
+        anomalies.append(
+            Anomaly(
+                AnomalyKind.SKIP,
+                queue,
+                consumer,
+                tuple(late),
+                f"missing from a short page asked for after they were acknowledged: {_fmt(late)}",
+            )
+        )
+    if passed:
+        anomalies.append(
+            Anomaly(
+                AnomalyKind.SKIP,
+                queue,
+                consumer,
+                tuple(passed),
+                f"never delivered, though later-posted messages were: {_fmt(passed)}",
+            )
+        )
+    return anomalies
+
+
+def check_observers(history: Iterable[Op], *, require_end: bool = True) -> Report:
+    """Check every observer (a process with list ops) of every queue in ``history``.
+
+    With ``require_end``, an observer whose last short, unfiltered page was not asked for after every post to
+    its queue had completed is reported ``incomplete``.
+    """
+    report = Report()
+    by_queue: dict[str, list[Op]] = defaultdict(list)
+    for op in history:
+        by_queue[op.queue].append(op)
+    for queue, ops in sorted(by_queue.items()):
+        posted = _posts(ops)
+        removed = _removed(ops)
+        last_post = _last_post_completion(ops)
+        for observer, pages in sorted(_by_process(ops, (Kind.LIST,)).items()):
+            delivered = [value for page in pages if page.outcome is Outcome.OK for value in page.values]
+            report.stats["observers"] = report.stats.get("observers", 0) + 1
+            report.stats["delivered"] = report.stats.get("delivered", 0) + len(delivered)
+            report.anomalies += unexpected(queue, observer, delivered, posted)
+            report.anomalies += duplicated(queue, observer, delivered)
+            report.anomalies += producer_order(queue, observer, delivered)
+            report.anomalies += non_monotonic(queue, observer, delivered, posted)
+            report.anomalies += observer_gaps(queue, observer, pages, posted, removed)
+            ended = any(page.short and page.exhaustive and page.invoke >= last_post for page in pages)
+            if require_end and not ended:
+                report.anomalies.append(
+                    Anomaly(
+                        AnomalyKind.INCOMPLETE,
+                        queue,
+                        observer,
+                        (),
+                        "never read a short page after the last post completed",
+                    )
+                )
+        report.stats["acknowledged"] = report.stats.get("acknowledged", 0) + sum(
+            1 for origin in posted.values() if origin.ack < math.inf
+        )
+    return report
+
+
+@dataclass(frozen=True)
+class _Lease:
+    claim_id: str
+    process: str
+    start: float  # the claim certainly existed from here (its create completed) ...
+    end: float  # ... until here (its lease, counted from when create was invoked, or its release was invoked)
+
+
+def claim_overlaps(queue: str, claims: Sequence[Op], releases: Sequence[Op]) -> list[Anomaly]:
+    """Values handed out by two claims while both were certainly live."""
+    released: dict[str, float] = {}
+    for op in releases:
+        if op.claim_id is not None:
+            released[op.claim_id] = min(released.get(op.claim_id, math.inf), op.invoke)
+    holders: dict[Value, list[_Lease]] = defaultdict(list)
+    for op in claims:
+        if op.outcome is not Outcome.OK or op.complete is None or not op.values:
+            continue
+        ttl = op.claim_ttl if op.claim_ttl is not None else math.inf
+        lease = _Lease(
+            op.claim_id or f"<claim by {op.process} at {op.invoke}>",
+            op.process,
+            op.complete,
+            min(op.invoke + ttl, released.get(op.claim_id or "", math.inf)),
+        )
+        for value in dict.fromkeys(op.values):
+            holders[value].append(lease)
+    overlapping: dict[tuple[str, str], list[Value]] = defaultdict(list)
+    for value, leases in holders.items():
+        for i, first in enumerate(leases):
+            for second in leases[i + 1 :]:
+                if first.claim_id != second.claim_id and first.start < second.end and second.start < first.end:
+                    overlapping[(first.claim_id, second.claim_id)].append(value)
+    return [
+        Anomaly(
+            AnomalyKind.CLAIM_OVERLAP,
+            queue,
+            "claims",
+            tuple(values),
+            f"held by live claims {first} and {second} at once: {_fmt(values)}",
+        )
+        for (first, second), values in overlapping.items()
+    ]
+
+
+def check_claims(history: Iterable[Op], *, require_end: bool = True) -> Report:
+    """Check the claimers of every queue in ``history``, each claimer alone and all of a queue's together.
+
+    Each claimer must get one producer's messages in posting order; no claim may hold a value twice or one no
+    one posted; no two live claims may hold one value; and once a claim has come back empty, every value
+    acknowledged before it was asked for must have been claimed by someone (unless a claim of unknown outcome
+    may hold it). With ``require_end``, a queue whose claimers never came back empty after the last post
+    completed is reported ``incomplete``.
+    """
+    report = Report()
+    by_queue: dict[str, list[Op]] = defaultdict(list)
+    for op in history:
+        by_queue[op.queue].append(op)
+    for queue, ops in sorted(by_queue.items()):
+        claims = [op for op in ops if op.kind is Kind.CLAIM]
+        if not claims:
+            continue
+        posted = _posts(ops)
+        removed = _removed(ops)
+        claimed: set[Value] = set()
+        for claimer, mine in sorted(_by_process(claims, (Kind.CLAIM,)).items()):
+            delivered = [value for op in mine if op.outcome is Outcome.OK for value in op.values]
+            claimed.update(delivered)
+            report.stats["claimers"] = report.stats.get("claimers", 0) + 1
+            report.stats["claimed"] = report.stats.get("claimed", 0) + len(delivered)
+            report.anomalies += unexpected(queue, claimer, delivered, posted)
+            report.anomalies += producer_order(queue, claimer, delivered)
+            for op in mine:
+                report.anomalies += duplicated(queue, claimer, op.values)
+        report.anomalies += claim_overlaps(queue, claims, [op for op in ops if op.kind is Kind.RELEASE])
+        empty = [op.invoke for op in claims if op.outcome is Outcome.OK and not op.values]
+        doubtful = any(op.outcome is Outcome.UNKNOWN for op in claims)
+        if empty and not doubtful:
+            last_empty = max(empty)
+            lost = [
+                value
+                for value, origin in posted.items()
+                if origin.ack < last_empty and value not in claimed and value not in removed
+            ]
+            if lost:
+                report.anomalies.append(
+                    Anomaly(
+                        AnomalyKind.LOST,
+                        queue,
+                        "claims",
+                        tuple(lost),
+                        f"acknowledged, never claimed though a later claim came back empty: {_fmt(lost)}",
+                    )
+                )
+        if require_end and not any(when >= _last_post_completion(ops) for when in empty):
+            report.anomalies.append(
+                Anomaly(
+                    AnomalyKind.INCOMPLETE,
+                    queue,
+                    "claims",
+                    (),
+                    "no claim came back empty after the last post completed",
+                )
+            )
+    return report
+
+
+def check(history: Iterable[Op], *, require_end: bool = True) -> Report:
+    """Every check: observers and claims of every queue."""
+    ops = list(history)
+    return check_observers(ops, require_end=require_end).extend(check_claims(ops, require_end=require_end))

@@ -1,0 +1,404 @@
+"""Concurrent workloads that record a :mod:`~marconi.tests.history` as they run, in threads or in processes.
+
+Three roles, each a small picklable dataclass with a ``run`` method:
+
+- :class:`Producer` posts batches of messages whose bodies carry unique values ``(producer, seq)``, numbered in
+  posting order. ``MessageConflict`` makes a post *failed* (certainly not posted); any other error makes it
+  *unknown* and ends the role.
+- :class:`Observer` pages through a queue with markers and small random limits (claimed messages included,
+  nothing hidden) until the producers are done and a page comes back short.
+- :class:`Claimer` claims with a long lease and never releases, until the producers are done and a claim comes
+  back empty.
+
+:func:`run_threads` runs roles as threads sharing one driver; :func:`run_processes` runs each role in its own
+process (``spawn``), each loading its own driver from the URI. Both start the roles together, tell consumers
+when every producer has finished, give every role a deadline, and raise :class:`WorkloadStuck` rather than hang
+when a role does not finish in time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue as queue_module
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from marconi.storage import DriverBase, MessageConflict, load
+from marconi.tests.history import History, Kind, Op, Outcome, Recorder, Value, body_of, value_of
+
+#: A claim lease no workload outlives, so every claim it makes stays live to the end.
+LONG_CLAIM_TTL = 3600
+#: Message TTL: longer than any workload, so nothing expires while it runs.
+MESSAGE_TTL = 3600
+#: A consumer that finds nothing waits this long before asking again (no timing is asserted on it).
+IDLE_PAUSE = 0.002
+
+
+class Flag(Protocol):
+    """What roles need of an event: ``threading.Event`` and ``multiprocessing.Event`` both qualify."""
+
+    def is_set(self) -> bool: ...
+
+
+class WorkloadStuck(AssertionError):
+    """A role did not finish within the workload's timeout (a stuck or very slow driver)."""
+
+
+@dataclass
+class RoleResult:
+    """What one role sends back: its operations, and the errors that ended it early (empty when none did)."""
+
+    name: str
+    ops: list[Op] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+@dataclass
+class Role:
+    """A named participant working on one queue of one project."""
+
+    name: str
+    queue: str
+    project: str | None
+    seed: int = 0
+
+    def run(self, driver: DriverBase, done: Flag, stop: Flag, deadline: float) -> RoleResult:
+        """Work until finished; ``done``: every producer has finished; ``stop``: give up now."""
+        raise NotImplementedError
+
+
+@dataclass
+class Producer(Role):
+    """Posts ``batches`` batches of 1 to ``max_batch`` messages, one after another, to each of ``queues`` in turn.
+
+    Sequence numbers run across every queue, so on each queue the producer's messages are numbered in posting
+    order. ``queue`` is the first queue; ``queues`` defaults to just that one.
+    """
+
+    batches: int = 10
+    max_batch: int = 5
+    queues: tuple[str, ...] = ()
+    client_uuid: str = "6f0a2c4e-0000-4000-8000-000000000000"
+    pause: float = 0.0  # up to this long between posts, to interleave with others
+
+    def run(self, driver: DriverBase, done: Flag, stop: Flag, deadline: float) -> RoleResult:
+        rng = random.Random(self.seed)
+        recorder = Recorder(self.name)
+        result = RoleResult(self.name, recorder.ops)
+        targets = self.queues or (self.queue,)
+        seq = 0
+        for batch in range(self.batches):
+            if stop.is_set() or time.monotonic() > deadline:
+                result.errors.append(f"{self.name}: stopped before its deadline passed, after {batch} batches")
+                break
+            target = targets[batch % len(targets)]
+            values: tuple[Value, ...] = tuple((self.name, seq + i) for i in range(rng.randint(1, self.max_batch)))
+            seq += len(values)
+            messages = [{"ttl": MESSAGE_TTL, "body": body_of(value)} for value in values]
+            invoke = recorder.now()
+            try:
+                ids = driver.message_controller.post(target, messages, self.client_uuid, project=self.project)
+            except MessageConflict as error:
+                recorder.record(Kind.POST, target, invoke, Outcome.FAIL, values=values, error=_describe(error))
+                continue
+            except Exception as error:
+                recorder.record(Kind.POST, target, invoke, Outcome.UNKNOWN, values=values, error=_describe(error))
+                result.errors.append(f"{self.name}: post raised {_describe(error)}")
+                break
+            recorder.record(Kind.POST, target, invoke, Outcome.OK, values=values, ids=tuple(ids))
+            if self.pause:
+                time.sleep(rng.uniform(0, self.pause))
+        return result
+
+
+@dataclass
+class Observer(Role):
+    """Pages with markers and random limits of 1 to ``max_limit``, claimed messages included, until the end."""
+
+    max_limit: int = 7
+    include_claimed: bool = True
+
+    def run(self, driver: DriverBase, done: Flag, stop: Flag, deadline: float) -> RoleResult:
+        rng = random.Random(self.seed)
+        recorder = Recorder(self.name)
+        result = RoleResult(self.name, recorder.ops)
+        marker: str | None = None
+        while True:
+            if stop.is_set() or time.monotonic() > deadline:
+                result.errors.append(f"{self.name}: did not reach the end of {self.queue!r} before its deadline")
+                break
+            finished = done.is_set()  # read before asking: a short page after this is the end
+            limit = rng.randint(1, self.max_limit)
+            invoke = recorder.now()
+            try:
+                page = driver.message_controller.list(
+                    self.queue, project=self.project, marker=marker, limit=limit, include_claimed=self.include_claimed
+                )
+                items = list(page.items)
+            except Exception as error:
+                recorder.record(
+                    Kind.LIST, self.queue, invoke, Outcome.FAIL, marker=marker, limit=limit, error=_describe(error)
+                )
+                result.errors.append(f"{self.name}: list raised {_describe(error)}")
+                break
+            recorder.record(
+                Kind.LIST,
+                self.queue,
+                invoke,
+                Outcome.OK,
+                values=tuple(value_of(item["body"]) for item in items),
+                ids=tuple(item["id"] for item in items),
+                marker=marker,
+                next_marker=page.marker,
+                limit=limit,
+                exhaustive=self.include_claimed,
+            )
+            marker = page.marker
+            if len(items) < limit:
+                if finished:
+                    break
+                time.sleep(IDLE_PAUSE)
+        return result
+
+
+@dataclass
+class Claimer(Role):
+    """Claims up to 1 to ``max_limit`` messages at a time with a long lease, never releasing, until the end."""
+
+    max_limit: int = 5
+    ttl: int = LONG_CLAIM_TTL
+
+    def run(self, driver: DriverBase, done: Flag, stop: Flag, deadline: float) -> RoleResult:
+        rng = random.Random(self.seed)
+        recorder = Recorder(self.name)
+        result = RoleResult(self.name, recorder.ops)
+        while True:
+            if stop.is_set() or time.monotonic() > deadline:
+                result.errors.append(f"{self.name}: did not claim the end of {self.queue!r} before its deadline")
+                break
+            finished = done.is_set()
+            limit = rng.randint(1, self.max_limit)
+            invoke = recorder.now()
+            try:
+                claim_id, messages = driver.claim_controller.create(
+                    self.queue, {"ttl": self.ttl, "grace": 60}, project=self.project, limit=limit
+                )
+            except Exception as error:
+                recorder.record(
+                    Kind.CLAIM,
+                    self.queue,
+                    invoke,
+                    Outcome.UNKNOWN,
+                    limit=limit,
+                    claim_ttl=self.ttl,
+                    error=_describe(error),
+                )
+                result.errors.append(f"{self.name}: claim raised {_describe(error)}")
+                break
+            recorder.record(
+                Kind.CLAIM,
+                self.queue,
+                invoke,
+                Outcome.OK,
+                values=tuple(value_of(message["body"]) for message in messages),
+                ids=tuple(message["id"] for message in messages),
+                limit=limit,
+                claim_id=claim_id,
+                claim_ttl=self.ttl,
+            )
+            if not messages:
+                if finished:
+                    break
+                time.sleep(IDLE_PAUSE)
+        return result
+
+
+@dataclass
+class Outcomes:
+    """The results of a run: every role's result, and the history they recorded together."""
+
+    results: list[RoleResult]
+
+    @property
+    def history(self) -> History:
+        return History.merge(*(result.ops for result in self.results))
+
+    @property
+    def errors(self) -> list[str]:
+        return [error for result in self.results for error in result.errors]
+
+
+def _crashed(name: str, error: BaseException) -> RoleResult:
+    return RoleResult(name, errors=[f"{name} crashed: {''.join(traceback.format_exception(error)).strip()}"])
+
+
+def run_threads(driver: DriverBase, roles: Sequence[Role], timeout: float = 60.0) -> Outcomes:
+    """Run ``roles`` as threads sharing ``driver``; producers first to finish set ``done`` for the consumers.
+
+    Raises WorkloadStuck if a role has not finished ``timeout`` seconds after the start (its thread is told to
+    stop and left behind as a daemon).
+    """
+    done, stop = threading.Event(), threading.Event()
+    start = threading.Barrier(len(roles))
+    results: dict[str, RoleResult] = {}
+    deadline = time.monotonic() + timeout
+
+    def body(role: Role) -> None:
+        try:
+            start.wait(timeout)
+            results[role.name] = role.run(driver, done, stop, deadline)
+        except BaseException as error:
+            results[role.name] = _crashed(role.name, error)
+
+    threads = {role.name: threading.Thread(target=body, args=(role,), name=role.name, daemon=True) for role in roles}
+    for thread in threads.values():
+        thread.start()
+    for role in roles:
+        if isinstance(role, Producer):
+            threads[role.name].join(max(0.0, deadline - time.monotonic()))
+    done.set()
+    for thread in threads.values():
+        thread.join(max(0.0, deadline + 5 - time.monotonic()))
+    stuck = [name for name, thread in threads.items() if thread.is_alive()]
+    if stuck:
+        stop.set()
+        raise WorkloadStuck(f"roles still running {timeout:.0f} s after the start (stuck driver?): {stuck}")
+    return Outcomes([results[role.name] for role in roles])
+
+
+def _process_main(
+    uri: str, options: dict[str, Any], role: Role, duration: float, go: Flag, done: Flag, stop: Flag, channel: Any
+) -> None:
+    """The body of one workload process: load a driver of its own, report ready, wait for go, run, report."""
+    try:
+        driver = load(uri, **options)
+    except BaseException as error:
+        channel.put(("result", role.name, _crashed(role.name, error)))
+        return
+    try:
+        channel.put(("ready", role.name, None))
+        waited = time.monotonic() + duration
+        while not go.is_set():  # an Event's wait() cannot be interrupted by stop; poll both
+            if stop.is_set() or time.monotonic() > waited:
+                channel.put(("result", role.name, RoleResult(role.name, errors=[f"{role.name}: never told to go"])))
+                return
+            time.sleep(0.01)
+        try:
+            result = role.run(driver, done, stop, time.monotonic() + duration)
+        except BaseException as error:
+            result = _crashed(role.name, error)
+        channel.put(("result", role.name, result))
+    finally:
+        driver.close()
+
+
+def run_processes(
+    uri: str, roles: Sequence[Role], timeout: float = 60.0, startup: float = 60.0, **options: Any
+) -> Outcomes:
+    """Run each role in its own ``spawn`` process, with its own driver loaded from ``uri`` with ``options``.
+
+    Processes start, load their drivers and report ready within ``startup`` seconds; then all are told to go
+    together and must finish within ``timeout``. Stragglers are terminated (then killed) and WorkloadStuck is
+    raised; every process has exited when this returns or raises.
+    """
+    context = multiprocessing.get_context("spawn")
+    go, done, stop = context.Event(), context.Event(), context.Event()
+    channel = context.Queue()
+    processes = {
+        role.name: context.Process(
+            target=_process_main,
+            args=(uri, options, role, timeout, go, done, stop, channel),
+            name=f"marconi-{role.name}",
+            daemon=True,
+        )
+        for role in roles
+    }
+    results: dict[str, RoleResult] = {}
+    producers = {role.name for role in roles if isinstance(role, Producer)}
+    try:
+        for process in processes.values():
+            process.start()
+        ready: set[str] = set()
+        _collect(channel, processes, ready, results, lambda: ready | set(results) >= set(processes), startup, "start")
+        go.set()
+        _collect(channel, processes, ready, results, lambda: producers <= set(results), timeout, "finish producing")
+        done.set()
+        _collect(channel, processes, ready, results, lambda: set(results) >= set(processes), timeout, "finish")
+    except WorkloadStuck as error:
+        stop.set()
+        missing = sorted(set(processes) - set(results))
+        raise WorkloadStuck(f"{error}; no result from {missing}") from None
+    finally:
+        stop.set()
+        patience = time.monotonic() + 10
+        for process in processes.values():
+            process.join(max(0.0, patience - time.monotonic()))
+        for process in processes.values():
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+        channel.close()
+        channel.join_thread()
+    failed = [f"{name} exited with {p.exitcode}" for name, p in processes.items() if p.exitcode not in (0, None)]
+    outcomes = Outcomes([results[role.name] for role in roles])
+    if failed:
+        outcomes.results.append(RoleResult("processes", errors=failed))
+    return outcomes
+
+
+def _collect(
+    channel: Any,
+    processes: dict[str, Any],
+    ready: set[str],
+    results: dict[str, RoleResult],
+    enough: Callable[[], bool],
+    timeout: float,
+    what: str,
+) -> None:
+    """Read the channel until ``enough()``; WorkloadStuck after ``timeout`` or when a process died silently."""
+    deadline = time.monotonic() + timeout
+    while not enough():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WorkloadStuck(f"workload processes did not {what} within {timeout:.0f} s")
+        try:
+            kind, name, payload = channel.get(timeout=min(remaining, 0.5))
+        except queue_module.Empty:
+            _check_alive(channel, processes, ready, results)
+            continue
+        _receive(kind, name, payload, ready, results)
+
+
+def _check_alive(channel: Any, processes: dict[str, Any], ready: set[str], results: dict[str, RoleResult]) -> None:
+    """WorkloadStuck if a process exited without sending its result (after reading what it did send)."""
+    if not [name for name, process in processes.items() if name not in results and process.exitcode is not None]:
+        return
+    time.sleep(0.5)  # anything it sent before exiting arrives by then
+    while True:
+        try:
+            kind, name, payload = channel.get_nowait()
+        except queue_module.Empty:
+            break
+        _receive(kind, name, payload, ready, results)
+    dead = {name: p.exitcode for name, p in processes.items() if name not in results and p.exitcode is not None}
+    if dead:
+        raise WorkloadStuck(f"workload processes exited without a result (exit codes {dead})")
+
+
+def _receive(kind: str, name: str, payload: Any, ready: set[str], results: dict[str, RoleResult]) -> None:
+    if kind == "ready":
+        ready.add(name)
+    else:
+        results[name] = payload
