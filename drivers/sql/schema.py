@@ -1,0 +1,127 @@
+"""The SQL driver's three tables, their indexes, and idempotent creation.
+
+Guarantees: a queue's id (its incarnation) is never reused, also on SQLite; project and queue names compare
+exactly (byte for byte, no case folding, no trailing-space padding) and sort by code point on every backend;
+times are 8-byte floats; bodies and metadata hold what the contract allows. Creating the schema twice, or from
+several processes at once, leaves one schema.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.dialects import mysql
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from marconi.storage.errors import InvalidInput
+
+_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
+_MYSQL = ("mysql", "mariadb")
+
+#: A queue's id: BIGINT, but INTEGER on SQLite so that it is the rowid and AUTOINCREMENT applies.
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+TIME: sa.Double[float] = sa.Double()
+#: JSON text: MEDIUMTEXT on MySQL-family, whose TEXT holds only 64 KiB - 1.
+JSON_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(charset="utf8mb4", collation="utf8mb4_bin"), *_MYSQL)
+
+
+def exact_text(length: int) -> sa.String:
+    """Text compared byte for byte: binary, no-pad collation on MySQL-family, "C" on PostgreSQL."""
+    return (
+        sa.String(length)
+        .with_variant(sa.String(length, collation="C"), "postgresql")
+        .with_variant(mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_nopad_bin"), *_MYSQL)
+    )
+
+
+def token(length: int) -> sa.CHAR:
+    """Fixed-width ASCII tokens (client uuids, claim ids)."""
+    return sa.CHAR(length).with_variant(mysql.CHAR(length, charset="ascii", collation="ascii_bin"), *_MYSQL)
+
+
+class Tables:
+    """The driver's tables, named ``<prefix>queues``, ``<prefix>messages``, ``<prefix>claims``."""
+
+    def __init__(self, prefix: str = "marconi_") -> None:
+        if not isinstance(prefix, str) or _PREFIX.fullmatch(prefix) is None:
+            raise InvalidInput(
+                "table_prefix", f"must be 1-41 characters of A-Z a-z 0-9 _ not starting with a digit, got {prefix!r}"
+            )
+        self.prefix = prefix
+        self.metadata = sa.MetaData()
+        options: dict[str, Any] = {
+            "mysql_engine": "InnoDB",
+            "mysql_charset": "utf8mb4",
+            "mysql_collate": "utf8mb4_bin",
+            "mariadb_engine": "InnoDB",
+            "mariadb_charset": "utf8mb4",
+            "mariadb_collate": "utf8mb4_bin",
+        }
+        self.queues = sa.Table(
+            f"{prefix}queues",
+            self.metadata,
+            sa.Column("id", ID, primary_key=True, autoincrement=True),  # the queue's incarnation
+            sa.Column("project", exact_text(256), nullable=False),  # '' is project None
+            sa.Column("name", exact_text(64), nullable=False),
+            sa.Column("metadata", JSON_TEXT, nullable=False),
+            sa.Column("last_position", sa.BigInteger, nullable=False, server_default="0"),  # marker counter
+            sa.Column("last_number", sa.BigInteger, nullable=False, server_default="0"),  # message-number counter
+            sa.Column("next_due", TIME, nullable=True),  # earliest visible_at of a delayed, unpromoted message
+            sa.UniqueConstraint("project", "name", name=f"{prefix}queues_project_name"),
+            sa.Index(f"{prefix}queues_next_due", "next_due"),
+            sqlite_autoincrement=True,
+            **options,
+        )
+        self.messages = sa.Table(
+            f"{prefix}messages",
+            self.metadata,
+            sa.Column("queue_id", sa.BigInteger, primary_key=True, autoincrement=False),
+            sa.Column("number", sa.BigInteger, primary_key=True, autoincrement=False),
+            sa.Column("position", sa.BigInteger, nullable=True),  # the marker; NULL while delayed
+            sa.Column("client", token(36), nullable=False),
+            sa.Column("body", JSON_TEXT, nullable=False),
+            sa.Column("created", TIME, nullable=False),
+            sa.Column("expires", TIME, nullable=False),
+            sa.Column("visible_at", TIME, nullable=False),
+            sa.Column("claim_id", token(32), nullable=True),
+            sa.Column("claim_expires", TIME, nullable=True),
+            sa.UniqueConstraint("queue_id", "position", name=f"{prefix}messages_position"),
+            sa.Index(f"{prefix}messages_expires", "expires"),
+            sa.Index(f"{prefix}messages_claim", "claim_id"),
+            sa.Index(f"{prefix}messages_queue_expires", "queue_id", "expires"),
+            sa.Index(f"{prefix}messages_queue_claim_expires", "queue_id", "claim_expires"),
+            **options,
+        )
+        self.claims = sa.Table(
+            f"{prefix}claims",
+            self.metadata,
+            sa.Column("id", token(32), primary_key=True),
+            sa.Column("queue_id", sa.BigInteger, nullable=False),
+            sa.Column("ttl", sa.Integer, nullable=False),
+            sa.Column("created", TIME, nullable=False),
+            sa.Column("expires", TIME, nullable=False),
+            sa.Index(f"{prefix}claims_expires", "expires"),
+            sa.Index(f"{prefix}claims_queue", "queue_id"),
+            **options,
+        )
+
+
+def create(engine: sa.Engine, tables: Tables, attempts: int = 5) -> None:
+    """Create whatever is missing, with IF NOT EXISTS; a concurrent creator's "already exists" is retried."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as connection:
+                for table in tables.metadata.sorted_tables:
+                    connection.execute(CreateTable(table, if_not_exists=True))
+                    for index in sorted(table.indexes, key=lambda index: str(index.name)):
+                        connection.execute(CreateIndex(index, if_not_exists=True))
+            return
+        except (exc.IntegrityError, exc.ProgrammingError, exc.OperationalError):
+            # Two creators raced past IF NOT EXISTS (PostgreSQL catalog rows) or a lock: look again.
+            if attempt == attempts:
+                raise
+            time.sleep(0.05 * attempt)
