@@ -267,7 +267,7 @@ def run_threads(driver: DriverBase, roles: Sequence[Role], timeout: float = 60.0
             threads[role.name].join(max(0.0, deadline - time.monotonic()))
     done.set()
     for thread in threads.values():
-        thread.join(max(0.0, deadline + 5 - time.monotonic()))
+        thread.join(max(0.0, deadline + 2 - time.monotonic()))
     stuck = [name for name, thread in threads.items() if thread.is_alive()]
     if stuck:
         stop.set()
@@ -339,7 +339,7 @@ def run_processes(
         raise WorkloadStuck(f"{error}; no result from {missing}") from None
     finally:
         stop.set()
-        patience = time.monotonic() + 10
+        patience = time.monotonic() + 3
         for process in processes.values():
             process.join(max(0.0, patience - time.monotonic()))
         for process in processes.values():
