@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -151,7 +152,11 @@ class Database:
         write = connection.get_execution_options().get(_WRITE_OPTION, True)
         raw = connection.connection.driver_connection
         assert raw is not None
-        raw.execute(_SQLITE_BEGIN_WRITE if write else _SQLITE_BEGIN_READ)
+        statement = _SQLITE_BEGIN_WRITE if write else _SQLITE_BEGIN_READ
+        try:
+            raw.execute(statement)
+        except sqlite3.Error as error:  # SQLAlchemy does not wrap what an event hook raises: do it here
+            raise exc.OperationalError(statement, None, error) from error
 
     def connected(self) -> None:
         """Learn what needs a live server (SKIP LOCKED on MariaDB 10.6+ / MySQL 8.0.1+)."""

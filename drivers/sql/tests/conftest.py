@@ -1,0 +1,53 @@
+"""Fixtures of the SQL driver's own tests: they run on each ``--marconi-uri`` that names a SQL backend."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from marconi.storage import ManualClock, load
+from marconi.storage.loading import scheme_of
+from marconi_drivers.sql import SQLDriver
+
+SQL_SCHEMES = frozenset(SQLDriver.schemes)
+
+
+@pytest.fixture
+def sql_uri(marconi_uri: str) -> str:
+    """The URI under test, when the SQL driver serves it; other drivers' URIs skip these tests."""
+    if scheme_of(marconi_uri) not in SQL_SCHEMES:
+        pytest.skip(f"{marconi_uri} is not a SQL URI; the SQL driver's own tests need one")
+    return marconi_uri
+
+
+@pytest.fixture
+def project() -> str:
+    return f"sqltest-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(1_700_000_000.0)
+
+
+def open_driver(uri: str, **options: object) -> SQLDriver:
+    driver = load(uri, **options)
+    assert isinstance(driver, SQLDriver)
+    return driver
+
+
+@pytest.fixture
+def driver(sql_uri: str, clock: ManualClock, project: str) -> Iterator[SQLDriver]:
+    """A driver on the URI with a ManualClock; the test's project is emptied afterwards."""
+    with open_driver(sql_uri, clock=clock) as opened:
+        assert isinstance(opened, SQLDriver)
+        yield opened
+        for entry in opened.queue_controller.list(project=project, limit=100).items:
+            opened.queue_controller.delete(entry["name"], project=project)
+
+
+def kind(driver: SQLDriver) -> str:
+    """``sqlite``, ``postgresql`` or ``mysql`` (MariaDB and MySQL)."""
+    return driver.database.kind

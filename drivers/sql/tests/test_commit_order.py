@@ -1,0 +1,257 @@
+"""Markers follow commit order, shown deterministically: a producer is paused inside its transaction.
+
+Producer A is stopped right after its INSERT, before its commit. Producer B, on another driver, then posts to
+the same queue: it must wait for A (proved by the backend: B's session is seen waiting on a lock, or SQLite's
+write lock is seen taken), so it cannot commit a later marker first; an observer meanwhile sees neither. Once A
+is released, the observer, continuing from the marker it got during the pause, sees A's messages, then B's,
+each once. A post kept waiting past ``conflict_timeout`` raises MessageConflict and writes nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from marconi.storage import ManualClock, MessageConflict
+from marconi_drivers.sql import SQLDriver
+
+from .conftest import kind, open_driver
+
+QUEUE = "ordered"
+STUCK_GUARD = 60.0  # seconds before a test gives up waiting for a state it expects; never asserted on
+
+
+class Pause:
+    """Stops one driver's post after its INSERT into the messages table, until released."""
+
+    def __init__(self, driver: SQLDriver) -> None:
+        self.driver = driver
+        self.inserted = threading.Event()
+        self.release = threading.Event()
+        self.table = driver.tables.messages.name
+
+    def __call__(self, connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT") and self.table in statement:
+            self.inserted.set()
+            assert self.release.wait(STUCK_GUARD), "the test never released the paused producer"
+
+    @contextmanager
+    def installed(self) -> Iterator[Pause]:
+        event.listen(self.driver.engine, "after_cursor_execute", self)
+        try:
+            yield self
+        finally:
+            self.release.set()
+            event.remove(self.driver.engine, "after_cursor_execute", self)
+
+
+class Background:
+    """A call in a thread, keeping its result or exception."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(call,), daemon=True)
+        self.thread.start()
+
+    def _run(self, call: Callable[[], Any]) -> None:
+        try:
+            self.result = call()
+        except BaseException as error:  # noqa: BLE001 - handed to the test
+            self.error = error
+        finally:
+            self.done.set()
+
+    def join(self) -> Any:
+        self.thread.join(STUCK_GUARD)
+        assert self.done.is_set(), "the call never returned"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def post(driver: SQLDriver, project: str, bodies: list[Any]) -> list[str]:
+    batch = [{"ttl": 600, "body": body} for body in bodies]
+    return driver.message_controller.post(QUEUE, batch, str(uuid.uuid4()), project=project)
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + STUCK_GUARD
+    while not condition():
+        assert time.monotonic() < deadline, f"never saw {what}"
+        time.sleep(0.01)
+
+
+def session_id(connection: Any) -> Any:
+    raw = connection.connection.driver_connection
+    if hasattr(raw, "info") and hasattr(raw.info, "backend_pid"):
+        return raw.info.backend_pid  # psycopg 3
+    if hasattr(raw, "thread_id"):
+        return raw.thread_id()  # PyMySQL
+    return None
+
+
+@contextmanager
+def watched(driver: SQLDriver) -> Iterator[dict[str, Any]]:
+    """Notes the backend session of the driver's first statement (or, on SQLite, that it is about to begin)."""
+    seen: dict[str, Any] = {}
+
+    def on_checkout(*args: Any) -> None:  # SQLite: the next thing the driver does is BEGIN IMMEDIATE
+        seen.setdefault("begun", True)
+
+    def on_statement(connection: Any, *args: Any) -> None:
+        seen.setdefault("session", session_id(connection))
+
+    event.listen(driver.engine, "checkout", on_checkout)
+    event.listen(driver.engine, "before_cursor_execute", on_statement)
+    try:
+        yield seen
+    finally:
+        event.remove(driver.engine, "checkout", on_checkout)
+        event.remove(driver.engine, "before_cursor_execute", on_statement)
+
+
+def waiting_on_a_lock(probe: SQLDriver, session: Any) -> bool:
+    """Whether the backend reports ``session`` as waiting for a lock held by another transaction."""
+    with probe.engine.connect() as connection:
+        if kind(probe) == "postgresql":
+            query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND wait_event_type = 'Lock'")
+        else:
+            query = sa.text(
+                "SELECT count(*) FROM information_schema.innodb_trx "
+                "WHERE trx_mysql_thread_id = :pid AND trx_state = 'LOCK WAIT'"
+            )
+        return bool(connection.execute(query, {"pid": session}).scalar())
+
+
+def sqlite_write_lock_is_taken(driver: SQLDriver) -> bool:
+    """Whether a writer would have to wait right now (another transaction holds SQLite's write lock)."""
+    database = driver.engine.url.database
+    assert database
+    connection = sqlite3.connect(database, timeout=0, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        return "locked" in str(error)
+    finally:
+        connection.close()
+    connection.close()
+    return False
+
+
+@pytest.fixture
+def shared(driver: SQLDriver) -> SQLDriver:
+    if "multiprocess" not in driver.capabilities:
+        pytest.skip(f"{driver.uri}: each driver has its own in-memory database, so two producers cannot share it")
+    return driver
+
+
+def test_markers_follow_commit_order(shared: SQLDriver, sql_uri: str, project: str) -> None:
+    observer = shared
+    observer.queue_controller.upsert(QUEUE, {}, project=project)
+    post(observer, project, ["before"])
+    seen, marker = [], None
+    page = observer.message_controller.list(QUEUE, project=project)
+    seen += [m["body"] for m in page.items]
+    marker = page.marker
+    assert seen == ["before"]
+
+    with open_driver(sql_uri) as a_driver, open_driver(sql_uri) as b_driver, Pause(a_driver).installed() as pause:
+        a = Background(lambda: post(a_driver, project, ["a1", "a2", "a3"]))
+        wait_for(pause.inserted.is_set, "producer A's INSERT")
+        with watched(b_driver) as b_seen:
+            b = Background(lambda: post(b_driver, project, ["b1", "b2"]))
+            if kind(shared) == "sqlite":
+                wait_for(lambda: "begun" in b_seen or b.done.is_set(), "producer B about to begin its transaction")
+                assert sqlite_write_lock_is_taken(shared), "A's uncommitted post must hold the write lock"
+            else:
+                wait_for(lambda: "session" in b_seen or b.done.is_set(), "producer B's first statement")
+                wait_for(
+                    lambda: b.done.is_set() or waiting_on_a_lock(shared, b_seen["session"]),
+                    "producer B waiting for A's lock",
+                )
+            assert not b.done.is_set(), f"B's post returned while A had not committed: {b.error or b.result}"
+
+            # While A is paused: neither A's nor B's messages are visible, and the marker does not move past them.
+            during = observer.message_controller.list(QUEUE, project=project, marker=marker)
+            assert during.items == []
+            marker = during.marker
+
+            pause.release.set()
+            a_ids = a.join()
+            b_ids = b.join()
+
+    rest = []
+    while True:
+        page = observer.message_controller.list(QUEUE, project=project, marker=marker, limit=2)
+        if not page.items:
+            break
+        rest += page.items
+        marker = page.marker
+    assert [m["body"] for m in rest] == ["a1", "a2", "a3", "b1", "b2"]
+    assert [m["id"] for m in rest] == a_ids + b_ids
+
+
+def test_a_post_kept_waiting_past_the_conflict_timeout_writes_nothing(
+    driver: SQLDriver, sql_uri: str, project: str
+) -> None:
+    driver.queue_controller.upsert(QUEUE, {}, project=project)
+    if "multiprocess" in driver.capabilities:
+        holder, contender = open_driver(sql_uri), open_driver(sql_uri, conflict_timeout=1)
+    else:  # one in-memory database: two threads of one driver, serialised by its lock
+        holder = contender = open_driver(sql_uri, conflict_timeout=1)
+        holder.queue_controller.upsert(QUEUE, {}, project=project)
+    try:
+        with Pause(holder).installed() as pause:
+            a = Background(lambda: post(holder, project, ["held"]))
+            wait_for(pause.inserted.is_set, "the holder's INSERT")
+            with pytest.raises(MessageConflict):
+                post(contender, project, ["refused"])
+            pause.release.set()
+            a.join()
+        listed = [m["body"] for m in holder.message_controller.list(QUEUE, project=project, limit=100).items]
+        assert listed == ["held"]
+        assert holder.queue_controller.stats(QUEUE, project=project)["messages"]["total"] == 1
+        # The queue is not wedged: the refused producer can post once the holder has committed.
+        post(contender, project, ["later"])
+        listed = [m["body"] for m in holder.message_controller.list(QUEUE, project=project, limit=100).items]
+        assert listed == ["held", "later"]
+    finally:
+        holder.close()
+        contender.close()
+
+
+def test_claims_never_hand_out_a_message_another_claim_holds(shared: SQLDriver, sql_uri: str, project: str) -> None:
+    """A claim paused before commit holds its messages; a concurrent claim gets the next ones (or none)."""
+    clock = ManualClock()
+    shared.queue_controller.upsert(QUEUE, {}, project=project)
+    post(shared, project, list(range(6)))
+    with open_driver(sql_uri, clock=clock) as first, open_driver(sql_uri, clock=clock) as second:
+        pause = Pause(first)
+        pause.table = first.tables.claims.name  # stop after the claim row is inserted, messages locked
+        with pause.installed():
+            a = Background(lambda: first.claim_controller.create(QUEUE, {"ttl": 60}, project=project, limit=3))
+            wait_for(pause.inserted.is_set, "the first claim's INSERT")
+            if kind(shared) == "sqlite":
+                assert sqlite_write_lock_is_taken(shared)
+                pause.release.set()
+                b_id, b_messages = second.claim_controller.create(QUEUE, {"ttl": 60}, project=project, limit=3)
+            else:  # SKIP LOCKED: the second claim does not wait, it takes the next eligible messages
+                b_id, b_messages = second.claim_controller.create(QUEUE, {"ttl": 60}, project=project, limit=3)
+                pause.release.set()
+            a_id, a_messages = a.join()
+    a_bodies = [m["body"] for m in a_messages]
+    b_bodies = [m["body"] for m in b_messages]
+    assert a_bodies == [0, 1, 2]
+    assert b_bodies == [3, 4, 5]
+    assert a_id != b_id

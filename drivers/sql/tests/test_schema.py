@@ -1,0 +1,203 @@
+"""Schema and engine: idempotent, concurrent creation; table prefixes; ids never reused; URIs; error translation.
+
+Tests that need tables of their own create them under a fresh random prefix and drop exactly those tables.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from marconi.storage import BackendError, DriverLoadError, InvalidInput, ManualClock, tokens
+from marconi.storage.loading import scheme_of
+from marconi_drivers.sql import SQLDriver
+from marconi_drivers.sql.engine import resolve_url
+
+from .conftest import kind, open_driver
+
+CLIENT = str(uuid.uuid4())
+
+
+def fresh_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}_"
+
+
+def drop_own_tables(driver: SQLDriver) -> None:
+    """Drop the tables of this driver's (test-only, random) prefix, and nothing else."""
+    assert driver.tables.prefix != "marconi_"
+    driver.tables.metadata.drop_all(driver.engine)
+
+
+@pytest.fixture
+def prefix(sql_uri: str) -> Iterator[str]:
+    chosen = fresh_prefix()
+    yield chosen
+    if scheme_of(sql_uri) == "sqlite" and resolve_url(sql_uri).database in (None, "", ":memory:"):
+        return
+    with open_driver(sql_uri, table_prefix=chosen) as cleaner:
+        drop_own_tables(cleaner)
+
+
+def post_and_list(driver: SQLDriver, project: str, queue: str = "q") -> list[object]:
+    driver.queue_controller.upsert(queue, {}, project=project)
+    driver.message_controller.post(queue, [{"ttl": 60, "body": "hello"}], CLIENT, project=project)
+    return [m["body"] for m in driver.message_controller.list(queue, project=project).items]
+
+
+def table_names(driver: SQLDriver) -> set[str]:
+    return set(sa.inspect(driver.engine).get_table_names())
+
+
+def test_concurrent_creation_of_one_schema(sql_uri: str, prefix: str, project: str) -> None:
+    """Several drivers starting at once on fresh tables: every one starts, and they share one schema."""
+    if resolve_url(sql_uri).database in (None, "", ":memory:") and scheme_of(sql_uri) == "sqlite":
+        pytest.skip("each in-memory SQLite driver has a database of its own: nothing is shared to race on")
+    starters = 4
+    barrier = threading.Barrier(starters)
+    drivers: list[SQLDriver] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            drivers.append(open_driver(sql_uri, table_prefix=prefix))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=start) for _ in range(starters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    try:
+        assert errors == []
+        assert len(drivers) == starters
+        assert {f"{prefix}queues", f"{prefix}messages", f"{prefix}claims"} <= table_names(drivers[0])
+        assert post_and_list(drivers[0], project) == ["hello"]
+        assert [m["body"] for m in drivers[-1].message_controller.list("q", project=project).items] == ["hello"]
+        again = open_driver(sql_uri, table_prefix=prefix)  # and once more, sequentially
+        drivers.append(again)
+        assert again.queue_controller.get("q", project=project) == {}
+    finally:
+        for driver in drivers:
+            driver.close()
+
+
+def test_table_prefix_keeps_two_stores_apart(sql_uri: str, prefix: str, project: str) -> None:
+    with open_driver(sql_uri) as default:
+        with open_driver(sql_uri, table_prefix=prefix) as other:
+            if not default.database.in_memory:
+                assert {f"{prefix}queues", f"{prefix}messages", f"{prefix}claims"} <= table_names(other)
+                assert {"marconi_queues", "marconi_messages", "marconi_claims"} <= table_names(other)
+            assert post_and_list(other, project) == ["hello"]
+            assert default.queue_controller.list(project=project).items == []
+            default.queue_controller.upsert("q", {"store": "default"}, project=project)
+            assert other.queue_controller.get("q", project=project) == {}
+            default.queue_controller.delete("q", project=project)
+
+
+@pytest.mark.parametrize("bad", ["", "1x_", "a-b", "a b", "x" * 42, 'a"; DROP TABLE x; --'])
+def test_table_prefix_is_validated(bad: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        SQLDriver("sqlite://", table_prefix=bad)
+    assert raised.value.field == "table_prefix"
+
+
+def test_a_deleted_queues_id_is_never_reused(driver: SQLDriver, project: str) -> None:
+    """The newest queue deleted and created again gets a new incarnation (SQLite: AUTOINCREMENT, not max+1)."""
+    messages = driver.message_controller
+    driver.queue_controller.upsert("again", {}, project=project)
+    old_id = messages.post("again", [{"ttl": 60, "body": "old"}], CLIENT, project=project)[0]
+    old_marker = messages.list("again", project=project).marker
+    driver.queue_controller.delete("again", project=project)
+    driver.queue_controller.upsert("again", {}, project=project)
+    new_ids = messages.post("again", [{"ttl": 60, "body": i} for i in range(3)], CLIENT, project=project)
+    old = tokens.decode_pair(old_id)
+    new = tokens.decode_pair(new_ids[0])
+    assert old is not None and new is not None
+    assert new[0] > old[0], "a new incarnation, never an old one"
+    assert messages.bulk_get("again", [old_id], project=project) == []
+    assert [m["body"] for m in messages.list("again", project=project, marker=old_marker).items] == [0, 1, 2]
+
+
+def test_rowcount_counts_matched_rows(driver: SQLDriver, project: str, clock: ManualClock) -> None:
+    """A renewal that changes nothing (same instant, same terms) still finds its claim (MySQL: FOUND_ROWS)."""
+    driver.queue_controller.upsert("q", {}, project=project)
+    driver.message_controller.post("q", [{"ttl": 60, "body": 1}], CLIENT, project=project)
+    claim_id, _ = driver.claim_controller.create("q", {"ttl": 30}, project=project)
+    assert claim_id is not None
+    driver.claim_controller.update("q", claim_id, {"ttl": 30}, project=project)
+    driver.claim_controller.update("q", claim_id, {"ttl": 30}, project=project)
+    assert driver.queue_controller.upsert("q", {}, project=project) is False
+
+
+def without_dbapi(uri: str) -> str:
+    scheme, rest = uri.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+def test_uris_without_a_dbapi_use_an_installed_one(sql_uri: str, project: str) -> None:
+    uris = {without_dbapi(sql_uri)}
+    if kind_of_uri(sql_uri) == "mysql":  # both scheme names serve MariaDB and MySQL
+        uris |= {without_dbapi(sql_uri).replace("mysql://", "mariadb://", 1)}
+        uris |= {without_dbapi(sql_uri).replace("mariadb://", "mysql://", 1)}
+    for uri in sorted(uris):
+        with open_driver(uri) as driver:
+            assert "+" in driver.engine.url.drivername or driver.engine.url.drivername == "sqlite"
+            assert post_and_list(driver, project, queue="bare") == ["hello"]
+            driver.queue_controller.delete("bare", project=project)
+
+
+def kind_of_uri(uri: str) -> str:
+    scheme = scheme_of(uri)
+    return "mysql" if scheme in ("mysql", "mariadb") else scheme
+
+
+def test_a_dbapi_that_is_not_installed_names_the_extra() -> None:
+    with pytest.raises(DriverLoadError, match=r"marconi\[postgresql\]"):
+        SQLDriver("postgresql+nosuchdbapi://user@localhost/db")
+
+
+def test_a_uri_of_another_backend_is_refused() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        SQLDriver("oracle://user@localhost/db")
+    assert raised.value.field == "uri"
+
+
+def test_an_unreachable_server_is_a_backend_error(sql_uri: str) -> None:
+    if kind_of_uri(sql_uri) == "sqlite":
+        uri = "sqlite:////nonexistent-directory/for/marconi.db"
+    else:
+        url = resolve_url(sql_uri).set(host="127.0.0.1", port=1)  # nothing listens on port 1
+        uri = url.render_as_string(hide_password=False)
+    with pytest.raises(BackendError):
+        SQLDriver(uri, conflict_timeout=1)
+
+
+def test_failures_after_start_are_backend_errors(sql_uri: str, prefix: str, project: str) -> None:
+    """No SQLAlchemy or DBAPI exception leaves the driver: a table gone from under it is a BackendError."""
+    driver = open_driver(sql_uri, table_prefix=prefix)
+    try:
+        driver.queue_controller.upsert("q", {}, project=project)
+        driver.tables.messages.drop(driver.engine)
+        with pytest.raises(BackendError):
+            driver.message_controller.post("q", [{"ttl": 60, "body": 1}], CLIENT, project=project)
+        with pytest.raises(BackendError):
+            driver.message_controller.list("q", project=project)
+        driver.tables.messages.create(driver.engine)
+        assert post_and_list(driver, project) == ["hello"]
+    finally:
+        driver.close()
+
+
+def test_in_memory_sqlite_declares_neither_durable_nor_multiprocess(sql_uri: str) -> None:
+    with open_driver(sql_uri) as driver:
+        if driver.database.in_memory:
+            assert driver.capabilities == SQLDriver.CAPABILITIES - {"durable", "multiprocess"}
+        else:
+            assert driver.capabilities == SQLDriver.CAPABILITIES
+        assert kind(driver) in ("sqlite", "postgresql", "mysql")
