@@ -106,6 +106,9 @@ class SQLDriver(DriverBase):
     def claim_controller(self) -> SQLClaims:
         return self._claim_controller
 
+    def __enter__(self) -> SQLDriver:
+        return self
+
     def close(self) -> None:
         self.database.close()
 

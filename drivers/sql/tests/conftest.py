@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
 
 import pytest
+import sqlalchemy as sa
 
 from marconi.storage import ManualClock, load
-from marconi.storage.loading import scheme_of
-from marconi_drivers.sql import SQLDriver
+from marconi.storage.loading import driver_class, scheme_of
 
-SQL_SCHEMES = frozenset(SQLDriver.schemes)
+if TYPE_CHECKING:
+    from .. import SQLDriver
+
+#: The driver class as the entry point installs it (``marconi_drivers.sql``), whatever name pytest gives this file.
+SQL_DRIVER = cast("type[SQLDriver]", driver_class("sqlalchemy"))
+SQL_SCHEMES = frozenset(SQL_DRIVER.schemes)
 
 
 @pytest.fixture
@@ -34,7 +40,7 @@ def clock() -> ManualClock:
 
 def open_driver(uri: str, **options: object) -> SQLDriver:
     driver = load(uri, **options)
-    assert isinstance(driver, SQLDriver)
+    assert isinstance(driver, SQL_DRIVER)
     return driver
 
 
@@ -42,7 +48,6 @@ def open_driver(uri: str, **options: object) -> SQLDriver:
 def driver(sql_uri: str, clock: ManualClock, project: str) -> Iterator[SQLDriver]:
     """A driver on the URI with a ManualClock; the test's project is emptied afterwards."""
     with open_driver(sql_uri, clock=clock) as opened:
-        assert isinstance(opened, SQLDriver)
         yield opened
         for entry in opened.queue_controller.list(project=project, limit=100).items:
             opened.queue_controller.delete(entry["name"], project=project)
@@ -51,3 +56,8 @@ def driver(sql_uri: str, clock: ManualClock, project: str) -> Iterator[SQLDriver
 def kind(driver: SQLDriver) -> str:
     """``sqlite``, ``postgresql`` or ``mysql`` (MariaDB and MySQL)."""
     return driver.database.kind
+
+
+def in_memory(uri: str) -> bool:
+    url = sa.make_url(uri)
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")

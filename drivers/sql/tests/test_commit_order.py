@@ -15,16 +15,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
 from marconi.storage import ManualClock, MessageConflict
-from marconi_drivers.sql import SQLDriver
 
 from .conftest import kind, open_driver
+
+if TYPE_CHECKING:
+    from .. import SQLDriver
 
 QUEUE = "ordered"
 STUCK_GUARD = 60.0  # seconds before a test gives up waiting for a state it expects; never asserted on
@@ -67,7 +69,7 @@ class Background:
     def _run(self, call: Callable[[], Any]) -> None:
         try:
             self.result = call()
-        except BaseException as error:  # noqa: BLE001 - handed to the test
+        except BaseException as error:
             self.error = error
         finally:
             self.done.set()

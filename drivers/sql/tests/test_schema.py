@@ -8,16 +8,18 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 
 from marconi.storage import BackendError, DriverLoadError, InvalidInput, ManualClock, tokens
 from marconi.storage.loading import scheme_of
-from marconi_drivers.sql import SQLDriver
-from marconi_drivers.sql.engine import resolve_url
 
-from .conftest import kind, open_driver
+from .conftest import SQL_DRIVER, in_memory, kind, open_driver
+
+if TYPE_CHECKING:
+    from .. import SQLDriver
 
 CLIENT = str(uuid.uuid4())
 
@@ -36,7 +38,7 @@ def drop_own_tables(driver: SQLDriver) -> None:
 def prefix(sql_uri: str) -> Iterator[str]:
     chosen = fresh_prefix()
     yield chosen
-    if scheme_of(sql_uri) == "sqlite" and resolve_url(sql_uri).database in (None, "", ":memory:"):
+    if in_memory(sql_uri):
         return
     with open_driver(sql_uri, table_prefix=chosen) as cleaner:
         drop_own_tables(cleaner)
@@ -54,7 +56,7 @@ def table_names(driver: SQLDriver) -> set[str]:
 
 def test_concurrent_creation_of_one_schema(sql_uri: str, prefix: str, project: str) -> None:
     """Several drivers starting at once on fresh tables: every one starts, and they share one schema."""
-    if resolve_url(sql_uri).database in (None, "", ":memory:") and scheme_of(sql_uri) == "sqlite":
+    if in_memory(sql_uri):
         pytest.skip("each in-memory SQLite driver has a database of its own: nothing is shared to race on")
     starters = 4
     barrier = threading.Barrier(starters)
@@ -65,7 +67,7 @@ def test_concurrent_creation_of_one_schema(sql_uri: str, prefix: str, project: s
         barrier.wait()
         try:
             drivers.append(open_driver(sql_uri, table_prefix=prefix))
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=start) for _ in range(starters)]
@@ -103,7 +105,7 @@ def test_table_prefix_keeps_two_stores_apart(sql_uri: str, prefix: str, project:
 @pytest.mark.parametrize("bad", ["", "1x_", "a-b", "a b", "x" * 42, 'a"; DROP TABLE x; --'])
 def test_table_prefix_is_validated(bad: str) -> None:
     with pytest.raises(InvalidInput) as raised:
-        SQLDriver("sqlite://", table_prefix=bad)
+        SQL_DRIVER("sqlite://", table_prefix=bad)
     assert raised.value.field == "table_prefix"
 
 
@@ -159,12 +161,12 @@ def kind_of_uri(uri: str) -> str:
 
 def test_a_dbapi_that_is_not_installed_names_the_extra() -> None:
     with pytest.raises(DriverLoadError, match=r"marconi\[postgresql\]"):
-        SQLDriver("postgresql+nosuchdbapi://user@localhost/db")
+        SQL_DRIVER("postgresql+nosuchdbapi://user@localhost/db")
 
 
 def test_a_uri_of_another_backend_is_refused() -> None:
     with pytest.raises(InvalidInput) as raised:
-        SQLDriver("oracle://user@localhost/db")
+        SQL_DRIVER("oracle://user@localhost/db")
     assert raised.value.field == "uri"
 
 
@@ -172,10 +174,10 @@ def test_an_unreachable_server_is_a_backend_error(sql_uri: str) -> None:
     if kind_of_uri(sql_uri) == "sqlite":
         uri = "sqlite:////nonexistent-directory/for/marconi.db"
     else:
-        url = resolve_url(sql_uri).set(host="127.0.0.1", port=1)  # nothing listens on port 1
+        url = sa.make_url(sql_uri).set(host="127.0.0.1", port=1)  # nothing listens on port 1
         uri = url.render_as_string(hide_password=False)
     with pytest.raises(BackendError):
-        SQLDriver(uri, conflict_timeout=1)
+        SQL_DRIVER(uri, conflict_timeout=1)
 
 
 def test_failures_after_start_are_backend_errors(sql_uri: str, prefix: str, project: str) -> None:
@@ -197,7 +199,7 @@ def test_failures_after_start_are_backend_errors(sql_uri: str, prefix: str, proj
 def test_in_memory_sqlite_declares_neither_durable_nor_multiprocess(sql_uri: str) -> None:
     with open_driver(sql_uri) as driver:
         if driver.database.in_memory:
-            assert driver.capabilities == SQLDriver.CAPABILITIES - {"durable", "multiprocess"}
+            assert driver.capabilities == SQL_DRIVER.CAPABILITIES - {"durable", "multiprocess"}
         else:
-            assert driver.capabilities == SQLDriver.CAPABILITIES
+            assert driver.capabilities == SQL_DRIVER.CAPABILITIES
         assert kind(driver) in ("sqlite", "postgresql", "mysql")

@@ -10,14 +10,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import event
 
-from marconi_drivers.sql import SQLDriver
-
 from .conftest import kind
+
+if TYPE_CHECKING:
+    from .. import SQLDriver
 
 CLIENT = str(uuid.uuid4())
 
@@ -79,7 +80,7 @@ def test_post_promoting_due_delayed_messages_stays_one_transaction(driver, queue
     assert count(driver, lambda: post(driver, queue, project, 10), "post 10, promoting") > POST_10[kind(driver)]
     listed = [m["body"] for m in driver.message_controller.list(queue, project=project, limit=100).items]
     batch = [{"n": i} for i in range(10)]
-    assert listed == batch + [0] + batch, "the due message takes its place before the batch"
+    assert listed == [*batch, 0, *batch], "the due message takes its place before the batch"
 
 
 def test_list_page(driver: SQLDriver, queue: str, project: str) -> None:
