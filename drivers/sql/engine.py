@@ -92,25 +92,30 @@ class Database:
         self.in_memory = is_memory(self.url)
         #: Held for each whole transaction on an in-memory SQLite database, whose one connection all threads share.
         self._serial: threading.Lock | None = threading.Lock() if self.in_memory else None
+        self.kind = self.kind_of(self.backend)
         self.engine = self._create_engine(engine_options)
-        self.kind = "mysql" if self.backend in ("mysql", "mariadb") else self.backend
         self.update_returning = bool(self.engine.dialect.update_returning)
         self.skip_locked = self.kind == "postgresql"  # MySQL-family decided once connected (server version)
+        dbapi: Any = self.engine.dialect.loaded_dbapi
+        self._dbapi_error: type[Exception] = dbapi.Error
 
     def _create_engine(self, options: dict[str, Any]) -> Engine:
         timeout = self.conflict_timeout
         connect_args: dict[str, Any] = {}
-        if self.backend == "sqlite":
+        kind = self.kind_of(self.backend)
+        if kind == "sqlite":
             connect_args["timeout"] = timeout  # the busy timeout: how long BEGIN IMMEDIATE waits for the writer
-            if self.in_memory:
-                connect_args["check_same_thread"] = False
-                options = {**options, "poolclass": StaticPool}
         else:
             options = {"isolation_level": "READ COMMITTED", **options}
-            if self.kind_of(self.backend) == "mysql":
-                options.setdefault("pool_recycle", 3600)
-                if "charset" not in self.url.query:
-                    connect_args["charset"] = "utf8mb4"
+        if self.in_memory:
+            connect_args["check_same_thread"] = False
+            options = {**options, "poolclass": StaticPool}
+        else:
+            options.setdefault("pool_timeout", timeout)  # waiting for a pooled connection is contention too
+        if kind == "mysql":
+            options.setdefault("pool_recycle", 3600)
+            if "charset" not in self.url.query:
+                connect_args["charset"] = "utf8mb4"
         try:
             engine = sa.create_engine(self.url, connect_args=connect_args, **options)
         except (ImportError, exc.NoSuchModuleError) as error:
@@ -248,6 +253,9 @@ class Database:
                 raise
             except _GaveUp as gave_up:
                 raise (conflict or BackendError)(str(gave_up)) from None
+            except exc.TimeoutError as error:  # no pooled connection in time: nothing was sent
+                detail = f"no free connection in {self.conflict_timeout:g} s: {error}"
+                raise (conflict or BackendError)(detail) from error
             except exc.DBAPIError as error:
                 kind = self._classify(error)
                 if committing or kind == _FATAL:
@@ -263,6 +271,8 @@ class Database:
                     raise (conflict or BackendError)(detail) from error
                 time.sleep(min(remaining, random.uniform(0, min(0.2, 0.005 * 2**attempt))))
             except exc.SQLAlchemyError as error:
+                raise BackendError(f"{self.backend} failed: {_describe(error)}") from error
+            except self._dbapi_error as error:  # raised where SQLAlchemy does not wrap (connect hooks)
                 raise BackendError(f"{self.backend} failed: {_describe(error)}") from error
 
     def close(self) -> None:

@@ -257,3 +257,20 @@ def test_claims_never_hand_out_a_message_another_claim_holds(shared: SQLDriver, 
     assert a_bodies == [0, 1, 2]
     assert b_bodies == [3, 4, 5]
     assert a_id != b_id
+
+
+def test_a_post_waiting_for_a_pooled_connection_past_the_conflict_timeout_writes_nothing(
+    driver: SQLDriver, sql_uri: str, project: str
+) -> None:
+    if driver.database.in_memory:
+        pytest.skip("an in-memory database has one connection and no pool; its lock is tested above")
+    driver.queue_controller.upsert(QUEUE, {}, project=project)
+    with open_driver(sql_uri, conflict_timeout=1, pool_size=1, max_overflow=0) as small:
+        with Pause(small).installed() as pause:
+            a = Background(lambda: post(small, project, ["held"]))
+            wait_for(pause.inserted.is_set, "the holder's INSERT")
+            with pytest.raises(MessageConflict):
+                post(small, project, ["refused"])
+            pause.release.set()
+            a.join()
+    assert [m["body"] for m in driver.message_controller.list(QUEUE, project=project).items] == ["held"]
