@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from marconi_drivers.memory import MemoryClaims, MemoryDriver, MemoryMessages, _Claim
+from marconi_drivers.memory import MemoryClaims, MemoryDriver, MemoryMessages, _Claim  # type: ignore[import-not-found, unused-ignore]
 
 from marconi.storage import DriverBase, ManualClock, tokens
 from marconi.tests import workloads
@@ -22,6 +22,7 @@ from marconi.tests.history import (
     Op,
     Outcome,
     Recorder,
+    Report,
     Value,
     body_of,
     check,
@@ -82,7 +83,7 @@ def clean_history() -> list[Op]:
     ]
 
 
-def kinds(report) -> set[AnomalyKind]:
+def kinds(report: Report) -> set[AnomalyKind]:
     return report.kinds()
 
 
@@ -284,7 +285,7 @@ def test_summary_names_every_anomaly():
 # --- the workloads find planted bugs in real (in-memory) drivers ------------------------------------------------
 
 
-class SkippingList(MemoryDriver):
+class SkippingList(MemoryDriver):  # type: ignore[misc, unused-ignore]
     """Each full page's marker jumps one message too far."""
 
     def __init__(self, uri: str = "memory://", **options: object) -> None:
@@ -292,16 +293,18 @@ class SkippingList(MemoryDriver):
         self._message_controller = SkippingMessages(self)
 
 
-class SkippingMessages(MemoryMessages):
+class SkippingMessages(MemoryMessages):  # type: ignore[misc, unused-ignore]
     def _list(self, queue, project, after, limit, hide_from, include_claimed, now):
         messages, marker = super()._list(queue, project, after, limit, hide_from, include_claimed, now)
         if len(messages) == limit:
-            incarnation, position = tokens.decode_pair(marker)
+            decoded = tokens.decode_pair(marker)
+            assert decoded is not None
+            incarnation, position = decoded
             marker = tokens.encode_pair(incarnation, position + 1)
         return messages, marker
 
 
-class ReversingPost(MemoryDriver):
+class ReversingPost(MemoryDriver):  # type: ignore[misc, unused-ignore]
     """Stores each batch in reverse order."""
 
     def __init__(self, uri: str = "memory://", **options: object) -> None:
@@ -309,12 +312,12 @@ class ReversingPost(MemoryDriver):
         self._message_controller = ReversingMessages(self)
 
 
-class ReversingMessages(MemoryMessages):
+class ReversingMessages(MemoryMessages):  # type: ignore[misc, unused-ignore]
     def _post(self, queue, project, messages, client_uuid, now):
         return list(reversed(super()._post(queue, project, list(reversed(messages)), client_uuid, now)))
 
 
-class RacyClaims(MemoryDriver):
+class RacyClaims(MemoryDriver):  # type: ignore[misc, unused-ignore]
     """Claims check, then act: they pick the eligible messages, let go of the lock, then mark them claimed.
 
     The first two claims to find something are made to interleave (both pick before either marks), so the race
@@ -327,7 +330,7 @@ class RacyClaims(MemoryDriver):
         self.interleave = threading.Barrier(2)
 
 
-class RacyClaimController(MemoryClaims):
+class RacyClaimController(MemoryClaims):  # type: ignore[misc, unused-ignore]
     def _create(self, queue, project, terms, limit, now):
         with self.driver.lock:
             chosen = self.driver.queue(queue, project, now).eligible(now, limit)
@@ -348,7 +351,7 @@ class RacyClaimController(MemoryClaims):
             return grabbed.id, [message.stored(now) for message in chosen]
 
 
-class Stuck(MemoryDriver):
+class Stuck(MemoryDriver):  # type: ignore[misc, unused-ignore]
     """Listing blocks until ``release`` is set."""
 
     release = threading.Event()
@@ -358,7 +361,7 @@ class Stuck(MemoryDriver):
         self._message_controller = StuckMessages(self)
 
 
-class StuckMessages(MemoryMessages):
+class StuckMessages(MemoryMessages):  # type: ignore[misc, unused-ignore]
     def _list(self, *args):
         Stuck.release.wait(30)
         return super()._list(*args)

@@ -14,6 +14,7 @@ backend they include other projects' expired messages.
 from __future__ import annotations
 
 import math
+import os
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
-from marconi_drivers.memory import MemoryClaims, MemoryDriver, MemoryMessages
+from marconi_drivers.memory import MemoryClaims, MemoryDriver, MemoryMessages  # type: ignore[import-not-found, unused-ignore]
 
 from marconi.storage import ClaimTerms, DriverBase, ManualClock, load
 
@@ -52,7 +53,7 @@ delays = st.sampled_from([0, 0, 0, 1, 2, 5, 30])
 advances = st.sampled_from([0.25, 0.5, 1.0, 2.0, 5.0, 30.0, 61.0])  # exact binary fractions: no float drift
 
 SETTINGS = settings(
-    max_examples=30,
+    max_examples=int(os.environ.get("MARCONI_STATE_MACHINE_EXAMPLES", "30")),  # raise it for a longer hunt
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -74,7 +75,7 @@ class Outcome:
         return f"raised {type(self.error).__name__}: {self.error}" if self.error else f"returned {self.value!r}"
 
 
-def make_machine(driver: DriverBase, clock: ManualClock) -> Callable[[], RuleBasedStateMachine]:
+def make_machine(driver: DriverBase, clock: ManualClock) -> type[RuleBasedStateMachine]:
     capabilities = driver.capabilities
 
     class DriverAgainstReference(RuleBasedStateMachine):
@@ -408,7 +409,7 @@ def test_driver_agrees_with_the_reference(marconi):
     run_state_machine_as_test(make_machine(marconi.driver, marconi.clock), settings=SETTINGS)
 
 
-class ReversedBatches(MemoryDriver):
+class ReversedBatches(MemoryDriver):  # type: ignore[misc, unused-ignore]
     """A planted bug: each batch is stored in reverse order."""
 
     def __init__(self, uri: str = "memory://", **options: Any) -> None:
@@ -416,12 +417,12 @@ class ReversedBatches(MemoryDriver):
         self._message_controller = ReversingMessages(self)
 
 
-class ReversingMessages(MemoryMessages):
+class ReversingMessages(MemoryMessages):  # type: ignore[misc, unused-ignore]
     def _post(self, queue: str, project: Any, messages: list[Any], client_uuid: str, now: float) -> list[str]:
         return list(reversed(super()._post(queue, project, list(reversed(messages)), client_uuid, now)))
 
 
-class ClaimsWithoutGrace(MemoryDriver):
+class ClaimsWithoutGrace(MemoryDriver):  # type: ignore[misc, unused-ignore]
     """A planted bug: claims never extend their messages' lives."""
 
     def __init__(self, uri: str = "memory://", **options: Any) -> None:
@@ -429,7 +430,7 @@ class ClaimsWithoutGrace(MemoryDriver):
         self._claim_controller = GracelessClaims(self)
 
 
-class GracelessClaims(MemoryClaims):
+class GracelessClaims(MemoryClaims):  # type: ignore[misc, unused-ignore]
     def _create(self, queue: str, project: Any, terms: Any, limit: int, now: float) -> Any:
         return super()._create(queue, project, ClaimTerms(ttl=terms.ttl, grace=0), limit, now)
 
