@@ -8,13 +8,34 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from marconi.storage import ClaimDoesNotExist
+
+MAX_PAGES = 500  # an observer that pages this often without reaching the end follows a marker that does not move
 
 
 def listing(m: Any, queue: str, **options: Any) -> tuple[list[dict[str, Any]], str]:
     """One page of ``messages.list`` in the seed's form: the items, then the marker of the next page."""
     items, marker = m.messages.list(queue, project=m.project, **options)
     return list(items), marker
+
+
+def drain(
+    m: Any, queue: str, marker: str | None = None, limit: int = 10, **options: Any
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Page from ``marker`` until a page comes back empty: every message seen, and the last marker.
+
+    Like ``Harness.drain``, but a driver whose markers never reach the end fails the test instead of hanging it.
+    """
+    seen: list[dict[str, Any]] = []
+    for _ in range(MAX_PAGES):
+        items, marker = m.messages.list(queue, project=m.project, marker=marker, limit=limit, **options)
+        items = list(items)
+        if not items:
+            return seen, marker
+        seen.extend(items)
+    pytest.fail(f"paging {queue!r} did not reach the end after {MAX_PAGES} pages: the marker does not move forward")
 
 
 def ids(messages: list[dict[str, Any]]) -> list[str]:
@@ -73,7 +94,7 @@ def snapshot(m: Any) -> dict[str, Any]:
     state: dict[str, Any] = {}
     for entry in queues:
         name = entry["name"]
-        messages, _ = m.drain(name, limit=100, include_claimed=True)
+        messages, _ = drain(m, name, limit=100, include_claimed=True)
         claims = {}
         for claim_id in sorted({message["claim_id"] for message in messages if "claim_id" in message}):
             info, held = m.claims.get(name, claim_id, project=m.project)

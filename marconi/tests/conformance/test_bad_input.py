@@ -32,7 +32,7 @@ from marconi.storage.validation import (
     MAX_PROJECT_LENGTH,
 )
 
-from ._helpers import claim, ids, scratch_projects, snapshot
+from ._helpers import claim, drain, ids, scratch_projects, snapshot
 
 CLAIMS = pytest.mark.requires("claims")
 POP = pytest.mark.requires("pop")
@@ -345,7 +345,7 @@ FORGED_MARKERS = [
 def test_a_forged_well_formed_marker_does_not_crash(marconi, seeded, forge):
     """Markers are "<incarnation>.<position>" (docs/design.md); a forged one lists some of the queue, in order."""
     marker = forge(seeded.ids[0].split(".")[0])
-    everything = ids(marconi.drain(seeded.q, include_claimed=True)[0])
+    everything = ids(drain(marconi, seeded.q, include_claimed=True)[0])
     items, next_marker = assert_unchanged(
         marconi, lambda: marconi.messages.list(seeded.q, project=marconi.project, marker=marker, include_claimed=True)
     )

@@ -6,14 +6,14 @@ import pytest
 
 from marconi.storage import ClaimDoesNotExist
 
-from ._helpers import claim, claim_is_gone, claimed_ids, counts, ids, listing, unissued_claim_id
+from ._helpers import claim, claim_is_gone, claimed_ids, counts, drain, ids, listing, unissued_claim_id
 
 pytestmark = pytest.mark.requires("claims")
 
 
 def marker_order(marconi, q):
     """Every visible message id in marker order (the order claims hand them out)."""
-    return ids(marconi.drain(q, limit=100, include_claimed=True)[0])
+    return ids(drain(marconi, q, limit=100, include_claimed=True)[0])
 
 
 # -- create --------------------------------------------------------------------------------------------------------

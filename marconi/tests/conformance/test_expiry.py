@@ -10,7 +10,7 @@ import pytest
 
 from marconi.storage import MessageDoesNotExist
 
-from ._helpers import bodies, claim, claim_is_gone, claimed_ids, counts, ids, listing, stats
+from ._helpers import bodies, claim, claim_is_gone, claimed_ids, counts, drain, ids, listing, stats
 
 # -- messages ------------------------------------------------------------------------------------------------------
 
@@ -48,11 +48,11 @@ def test_messages_of_one_batch_expire_by_their_own_ttls(marconi):
     batch = [{"ttl": 5, "body": "short"}, {"ttl": 20, "body": "long"}, {"ttl": 10, "body": "middle"}]
     marconi.messages.post(q, batch, marconi.client, project=marconi.project)
     marconi.clock.advance(5)
-    assert sorted(bodies(marconi.drain(q)[0])) == ["long", "middle"]
+    assert sorted(bodies(drain(marconi, q)[0])) == ["long", "middle"]
     marconi.clock.advance(5)
-    assert bodies(marconi.drain(q)[0]) == ["long"]
+    assert bodies(drain(marconi, q)[0]) == ["long"]
     marconi.clock.advance(10)
-    assert marconi.drain(q)[0] == []
+    assert drain(marconi, q)[0] == []
 
 
 def test_an_observer_never_sees_an_expired_message(marconi):
@@ -62,7 +62,7 @@ def test_an_observer_never_sees_an_expired_message(marconi):
     marconi.post(q, ["short"], ttl=5)
     last = marconi.post(q, ["b"], ttl=60)
     marconi.clock.advance(5)
-    assert ids(marconi.drain(q, marker=marker)[0]) == last
+    assert ids(drain(marconi, q, marker=marker)[0]) == last
 
 
 # -- claims --------------------------------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def test_gc_removes_expired_messages_and_claims_and_counts_them(marconi):
     assert marconi.driver.gc() >= 4  # three messages and one claim, at least: gc is driver-wide
     assert claim_is_gone(marconi, q, expiring)
     assert claimed_ids(marconi, q, living) == ids(living_held)
-    assert sorted(ids(marconi.drain(q, include_claimed=True)[0])) == sorted(keep)
+    assert sorted(ids(drain(marconi, q, include_claimed=True)[0])) == sorted(keep)
     assert marconi.messages.bulk_get(q, short, project=marconi.project) == []
     assert counts(marconi, q) == {"claimed": 1, "free": 1, "total": 2}
 
@@ -172,7 +172,7 @@ def test_gc_removes_expired_messages_and_leaves_the_rest(marconi):
     removed = marconi.driver.gc()
     assert isinstance(removed, int)
     assert removed >= 3
-    assert ids(marconi.drain(q)[0]) == keep
+    assert ids(drain(marconi, q)[0]) == keep
     assert counts(marconi, q) == {"claimed": 0, "free": 1, "total": 1}
 
 
@@ -180,7 +180,7 @@ def test_gc_with_nothing_expired_removes_nothing_of_ours(marconi):
     q = marconi.new_queue()
     posted = marconi.post(q, 3)
     assert marconi.driver.gc() >= 0
-    assert sorted(ids(marconi.drain(q)[0])) == sorted(posted)
+    assert sorted(ids(drain(marconi, q)[0])) == sorted(posted)
     assert counts(marconi, q)["total"] == 3
 
 
@@ -240,7 +240,7 @@ def test_a_due_message_comes_after_everything_already_visible(marconi):
     delayed = marconi.post(q, ["delayed"], delay=10)
     visible = marconi.post(q, ["a", "b"])
     marconi.clock.advance(10)
-    assert ids(marconi.drain(q)[0]) == visible + delayed
+    assert ids(drain(marconi, q)[0]) == visible + delayed
 
 
 @pytest.mark.requires("delay")
@@ -248,23 +248,23 @@ def test_an_observer_past_the_end_sees_a_due_message_once(marconi):
     q = marconi.new_queue()
     delayed = marconi.post(q, ["delayed"], delay=10)
     marconi.post(q, ["a", "b"])
-    _, marker = marconi.drain(q)
+    _, marker = drain(marconi, q)
     marconi.clock.advance(10)
-    seen, marker = marconi.drain(q, marker=marker)
+    seen, marker = drain(marconi, q, marker=marker)
     assert ids(seen) == delayed
-    assert marconi.drain(q, marker=marker)[0] == []
+    assert drain(marconi, q, marker=marker)[0] == []
 
 
 @pytest.mark.requires("delay")
 def test_an_observer_sees_due_messages_between_later_posts_once(marconi):
     q = marconi.new_queue()
     delayed = marconi.post(q, ["d"], delay=10)
-    _, marker = marconi.drain(q)
+    _, marker = drain(marconi, q)
     seen = []
     for n in range(4):
         marconi.post(q, [n])
         marconi.clock.advance(5)
-        page, marker = marconi.drain(q, marker=marker, limit=1)
+        page, marker = drain(marconi, q, marker=marker, limit=1)
         seen += page
     assert sorted(bodies(seen), key=str) == [0, 1, 2, 3, "d"]
     assert delayed[0] in ids(seen)
@@ -276,7 +276,7 @@ def test_due_messages_take_markers_in_order_of_due_time(marconi):
     late = marconi.post(q, ["late"], delay=20)
     early = marconi.post(q, ["early"], delay=10)
     marconi.clock.advance(20)
-    assert ids(marconi.drain(q)[0]) == early + late
+    assert ids(drain(marconi, q)[0]) == early + late
 
 
 @pytest.mark.requires("delay")
@@ -290,10 +290,10 @@ def test_a_delay_of_zero_is_immediate(marconi):
 def test_a_message_made_due_by_gc_is_seen_after_the_observers_marker(marconi):
     q = marconi.new_queue()
     delayed = marconi.post(q, ["d"], delay=10)
-    _, marker = marconi.drain(q)
+    _, marker = drain(marconi, q)
     marconi.clock.advance(10)
     marconi.driver.gc()
     later = marconi.post(q, ["after gc"])
-    seen, _ = marconi.drain(q, marker=marker)
+    seen, _ = drain(marconi, q, marker=marker)
     assert sorted(ids(seen)) == sorted(delayed + later)
     assert ids(seen)[0] == delayed[0]

@@ -11,7 +11,7 @@ import pytest
 
 from marconi.storage import ClaimDoesNotExist, InvalidInput, MessageDoesNotExist, QueueDoesNotExist
 
-from ._helpers import scratch_projects
+from ._helpers import drain, scratch_projects
 
 # Each pair is two projects that must share nothing, as suffixes of the test's own project ("" is the project).
 PROJECT_PAIRS = [
@@ -156,7 +156,7 @@ def test_the_none_project_is_its_own_project(marconi):
         marconi.post(name, ["project"])
         listed, _ = marconi.messages.list(name, project=None)
         assert [message["body"] for message in listed] == ["none"]
-        assert [message["body"] for message in marconi.drain(name)[0]] == ["project"]
+        assert [message["body"] for message in drain(marconi, name)[0]] == ["project"]
         assert marconi.queues.get(name, project=None) == {"owner": None}
         marconi.queues.delete(name, project=marconi.project)
         assert marconi.queues.stats(name, project=None)["messages"]["total"] == 1
@@ -174,20 +174,20 @@ def test_two_queues_of_one_project_share_nothing(marconi):
         marconi.messages.get(q2, first[0], project=marconi.project)
     marconi.messages.bulk_delete(q2, first, project=marconi.project)
     marconi.messages.delete(q2, first[0], project=marconi.project)
-    assert [message["body"] for message in marconi.drain(q1)[0]] == ["q1-a", "q1-b"]
-    assert [message["body"] for message in marconi.drain(q2)[0]] == ["q2-a"]
+    assert [message["body"] for message in drain(marconi, q1)[0]] == ["q1-a", "q1-b"]
+    assert [message["body"] for message in drain(marconi, q2)[0]] == ["q2-a"]
     marconi.queues.delete(q2, project=marconi.project)
-    assert len(marconi.drain(q1)[0]) == 2
+    assert len(drain(marconi, q1)[0]) == 2
 
 
 def test_a_marker_of_one_queue_does_not_skip_messages_of_another(marconi):
     """A marker from another queue is rejected (InvalidInput) or read as the start; it never hides messages."""
     q1, q2 = marconi.new_queue(), marconi.new_queue()
     marconi.post(q1, 5)
-    _, marker = marconi.drain(q1)
+    _, marker = drain(marconi, q1)
     posted = marconi.post(q2, 3)
     try:
-        seen, _ = marconi.drain(q2, marker=marker)
+        seen, _ = drain(marconi, q2, marker=marker)
     except InvalidInput as error:
         assert error.field == "marker"
         return
