@@ -17,6 +17,8 @@ call waits for locks; a post then raises MessageConflict having written nothing)
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,6 +39,7 @@ from .queues import SQLQueues
 __all__ = ["SQLDriver"]
 
 DEFAULT_CONFLICT_TIMEOUT = 10.0
+_GC_CHUNK = 1000  # rows per gc transaction: a backlog never holds locks (or SQLite's write lock) for long
 _ENGINE_OPTIONS = frozenset({"pool_size", "max_overflow", "pool_recycle", "pool_timeout", "pool_pre_ping", "echo"})
 
 
@@ -114,7 +117,7 @@ class SQLDriver(DriverBase):
 
     def _gc(self, now: float) -> int:
         t = self.tables
-        q, m, c = t.queues.c, t.messages.c, t.claims.c
+        q = t.queues.c
         due = self.database.run(
             lambda connection: list(connection.execute(sa.select(q.id).where(q.next_due <= now)).scalars()),
             write=False,
@@ -125,10 +128,48 @@ class SQLDriver(DriverBase):
                 queues.promote(connection, t, q.id == queue_id, now)
 
             self.database.run(promote)
-        removed: int = self.database.run(
-            lambda connection: connection.execute(sa.delete(t.messages).where(m.expires <= now)).rowcount
+        return self._collect(self._expired_messages, now) + self._collect(self._expired_claims, now)
+
+    def _collect(self, step: Callable[[Connection, float], tuple[int, int]], now: float) -> int:
+        """Run ``step`` (one short transaction each) until it finds less than a chunk; the rows removed."""
+        removed = 0
+        while True:
+            deleted, found = self.database.run(lambda connection: step(connection, now))
+            removed += deleted
+            if found < _GC_CHUNK:
+                return removed
+
+    def _expired_messages(self, connection: Connection, now: float) -> tuple[int, int]:
+        m = self.tables.messages.c
+        found = connection.execute(
+            sa.select(m.queue_id, m.number)
+            .where(m.expires <= now)
+            .order_by(m.expires)
+            .limit(_GC_CHUNK)
+            .with_for_update(skip_locked=self.database.skip_locked)
+        ).all()
+        by_queue: dict[int, list[int]] = defaultdict(list)
+        for queue_id, number in found:
+            by_queue[queue_id].append(number)
+        deleted = 0
+        for queue_id, numbers in by_queue.items():
+            deleted += connection.execute(
+                sa.delete(self.tables.messages).where(m.queue_id == queue_id, m.number.in_(numbers), m.expires <= now)
+            ).rowcount
+        return deleted, len(found)
+
+    def _expired_claims(self, connection: Connection, now: float) -> tuple[int, int]:
+        c = self.tables.claims.c
+        found = list(
+            connection.execute(
+                sa.select(c.id)
+                .where(c.expires <= now)
+                .order_by(c.expires)
+                .limit(_GC_CHUNK)
+                .with_for_update(skip_locked=self.database.skip_locked)
+            ).scalars()
         )
-        removed += self.database.run(
-            lambda connection: connection.execute(sa.delete(t.claims).where(c.expires <= now)).rowcount
-        )
-        return removed
+        if not found:
+            return 0, 0
+        deleted = connection.execute(sa.delete(self.tables.claims).where(c.id.in_(found), c.expires <= now)).rowcount
+        return deleted, len(found)
