@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from marconi.storage.base import Project, QueueBase, QueueCounts, StoredMessage
 from marconi.storage.errors import QueueDoesNotExist
+from marconi.storage.tokens import encode_pair
 
 if TYPE_CHECKING:
     from . import SQLDriver
@@ -156,8 +157,6 @@ def on_queue(
 
 def stored_message(queue_id: int, row: Any, now: float) -> StoredMessage:
     """A messages row (number, body, created, expires, claim_id, claim_expires) as the base wants it."""
-    from marconi.storage.tokens import encode_pair
-
     live_claim = row.claim_id if row.claim_expires is not None and row.claim_expires > now else None
     return StoredMessage(encode_pair(queue_id, int(row.number)), row.body, row.created, row.expires, live_claim)
 

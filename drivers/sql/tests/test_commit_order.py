@@ -274,3 +274,38 @@ def test_a_post_waiting_for_a_pooled_connection_past_the_conflict_timeout_writes
             pause.release.set()
             a.join()
     assert [m["body"] for m in driver.message_controller.list(QUEUE, project=project).items] == ["held"]
+
+
+def test_a_deadlock_is_retried_and_both_transactions_commit(driver: SQLDriver, project: str) -> None:
+    """Two transactions lock two queue rows in opposite orders: the backend kills one, the driver reruns it."""
+    if kind(driver) == "sqlite":
+        pytest.skip("SQLite writers never deadlock: BEGIN IMMEDIATE serialises them")
+    for name in ("left", "right"):
+        driver.queue_controller.upsert(name, {}, project=project)
+    queues = driver.tables.queues
+    both_hold_one = threading.Barrier(2)
+    attempts = {"left": 0, "right": 0}
+
+    def bump(name: str) -> Any:
+        return (
+            sa.update(queues)
+            .where(queues.c.project == project, queues.c.name == name)
+            .values(metadata=sa.literal('{"touched":true}'))
+        )
+
+    def work(first: str, second: str) -> Callable[[Any], str]:
+        def run(connection: Any) -> str:
+            attempts[first] += 1
+            connection.execute(bump(first))
+            if attempts[first] == 1:
+                both_hold_one.wait(STUCK_GUARD)  # only the first attempt: a rerun goes straight through
+            connection.execute(bump(second))
+            return first
+
+        return run
+
+    one = Background(lambda: driver.database.run(work("left", "right")))
+    other = Background(lambda: driver.database.run(work("right", "left")))
+    assert {one.join(), other.join()} == {"left", "right"}
+    assert sorted(attempts.values()) == [1, 2], "exactly one of them was chosen as the victim and rerun"
+    assert driver.queue_controller.get("left", project=project) == {"touched": True}
