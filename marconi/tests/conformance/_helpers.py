@@ -61,13 +61,13 @@ def claim(m: Any, queue: str, ttl: int = 60, grace: int = 0, limit: int = 10) ->
     return m.claims.create(queue, {"ttl": ttl, "grace": grace}, project=m.project, limit=limit)  # type: ignore[no-any-return]
 
 
-def claimed_ids(m: Any, queue: str, claim_id: str) -> list[str]:
+def claimed_ids(m: Any, queue: str, claim_id: str | None) -> list[str]:
     """The ids a live claim holds, as ``claims.get`` reports them."""
     _, messages = m.claims.get(queue, claim_id, project=m.project)
     return ids(messages)
 
 
-def claim_is_gone(m: Any, queue: str, claim_id: str) -> bool:
+def claim_is_gone(m: Any, queue: str, claim_id: str | None) -> bool:
     try:
         m.claims.get(queue, claim_id, project=m.project)
     except ClaimDoesNotExist:

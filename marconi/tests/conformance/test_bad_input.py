@@ -13,6 +13,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -88,14 +89,14 @@ def assert_unchanged(marconi, call):
 
 
 def nested_lists(depth):
-    value: list = []
+    value: list[Any] = []
     for _ in range(depth):
         value = [value]
     return value
 
 
 def nested_dicts(depth):
-    value: dict = {}
+    value: dict[str, Any] = {}
     for _ in range(depth):
         value = {"k": value}
     return value

@@ -194,6 +194,7 @@ def test_get_of_a_claim_id_in_another_case_raises_claim_does_not_exist(marconi):
     q = marconi.new_queue()
     marconi.post(q, 1)
     claim_id, _ = claim(marconi, q)
+    assert claim_id is not None
     with pytest.raises(ClaimDoesNotExist):
         marconi.claims.get(q, claim_id.upper(), project=marconi.project)
 

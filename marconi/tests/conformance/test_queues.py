@@ -1,10 +1,25 @@
-"""Queues: upsert, get, list, delete (and re-create), stats, actions. CONTRACT.md, "Queues"."""
+"""Queues: upsert, get, list, delete (and re-create), stats, actions. CONTRACT.md, "Queues"; and the driver that
+serves them: its controllers, capabilities, registration and lifecycle ("Loading", "Driver")."""
 
 from __future__ import annotations
 
 import pytest
 
-from marconi.storage import ClaimDoesNotExist, InvalidInput, MessageDoesNotExist, MessageNotClaimedBy, QueueDoesNotExist
+from marconi.storage import (
+    Capability,
+    ClaimBase,
+    ClaimDoesNotExist,
+    DriverBase,
+    DriverNotFound,
+    InvalidInput,
+    MessageBase,
+    MessageDoesNotExist,
+    MessageNotClaimedBy,
+    QueueBase,
+    QueueDoesNotExist,
+    load,
+)
+from marconi.storage.loading import driver_class, scheme_of
 
 from ._helpers import claim, claimed_ids, counts, drain, ids, iso, listing, stats
 
@@ -357,6 +372,25 @@ def test_stats_claimed_messages_count_again_as_free_when_the_claim_expires(marco
     assert counts(marconi, q) == {"claimed": 0, "free": 3, "total": 3}
 
 
+@pytest.mark.requires("delay")
+def test_stats_oldest_and_newest_follow_marker_order_not_posting_order(marconi):
+    q = marconi.new_queue()
+    delayed = marconi.post(q, ["delayed"], delay=10)[0]
+    visible = marconi.post(q, ["visible"])[0]
+    marconi.clock.advance(10)
+    found = stats(marconi, q)
+    assert (found["oldest"]["id"], found["newest"]["id"]) == (visible, delayed)
+    assert found["newest"]["age"] == 10
+
+
+@pytest.mark.requires("claims")
+def test_stats_oldest_includes_claimed_messages(marconi):
+    q = marconi.new_queue()
+    marconi.post(q, 2)
+    _, held = claim(marconi, q, limit=1)
+    assert stats(marconi, q)["oldest"]["id"] == held[0]["id"]
+
+
 # -- actions -------------------------------------------------------------------------------------------------------
 
 
@@ -364,3 +398,51 @@ def test_actions_raise_not_implemented(marconi):
     q = marconi.new_queue()
     with pytest.raises(NotImplementedError, match=r"\w"):
         marconi.queues.actions(q, project=marconi.project)
+
+
+# -- the driver serving the queues (CONTRACT.md, "Loading" and "Driver") -------------------------------------------
+
+
+def test_the_driver_offers_the_three_controllers(marconi):
+    assert isinstance(marconi.driver, DriverBase)
+    assert isinstance(marconi.driver.queue_controller, QueueBase)
+    assert isinstance(marconi.driver.message_controller, MessageBase)
+    assert isinstance(marconi.driver.claim_controller, ClaimBase)
+
+
+def test_capabilities_are_named_promises_the_suite_knows(marconi):
+    capabilities = marconi.driver.capabilities
+    assert isinstance(capabilities, (set, frozenset))
+    assert set(capabilities) <= Capability.ALL
+
+
+def test_the_driver_is_registered_under_its_name_and_every_scheme(marconi):
+    cls = type(marconi.driver)
+    assert cls.name
+    assert scheme_of(marconi.uri) in cls.schemes
+    for name in (cls.name, *cls.schemes):
+        assert driver_class(name) is cls
+
+
+def test_an_unknown_scheme_names_the_installed_drivers(marconi):
+    with pytest.raises(DriverNotFound) as raised:
+        load("no-such-scheme://")
+    assert type(marconi.driver).name in raised.value.installed
+    assert type(marconi.driver).name in str(raised.value)
+
+
+def test_a_driver_is_a_context_manager_and_close_is_idempotent(marconi):
+    with marconi.fresh_driver(clock=marconi.clock) as other:
+        assert type(other) is type(marconi.driver)
+        other.queue_controller.list(project=marconi.project)
+    other.close()
+
+
+@pytest.mark.requires("durable")
+def test_a_durable_driver_keeps_everything_across_a_restart(marconi):
+    q = marconi.new_queue(metadata={"kept": True})
+    posted = marconi.post(q, ["a", "b"])
+    with marconi.fresh_driver(clock=marconi.clock) as other:
+        assert other.queue_controller.get(q, project=marconi.project) == {"kept": True}
+        items, _ = other.message_controller.list(q, project=marconi.project)
+        assert sorted((m["id"], m["body"]) for m in items) == sorted(zip(posted, ["a", "b"], strict=True))
