@@ -296,7 +296,7 @@ class MessageBase(ControllerBase, abc.ABC):
         queue, project = validation.queue_name(queue, "queue"), validation.project(project)
         ref = validation.message_ref(message_id)
         now = self._now()
-        found = self._bulk_get(queue, project, [ref] if ref else [], now)
+        found = self._bulk_get(queue, project, [ref], now) if ref is not None else []
         if not found:
             raise MessageDoesNotExist(message_id, queue, project)
         return format_message(found[0], now)
@@ -305,6 +305,8 @@ class MessageBase(ControllerBase, abc.ABC):
         """The messages among ``message_ids`` that exist, in the order asked; the rest are skipped."""
         queue, project = validation.queue_name(queue, "queue"), validation.project(project)
         refs = validation.message_refs(message_ids)
+        if not refs:
+            return []
         now = self._now()
         return [format_message(message, now) for message in self._bulk_get(queue, project, refs, now)]
 

@@ -84,9 +84,7 @@ def test_gc_once_removes_expired_messages_and_logs_it(tmp_path):
 def test_gc_service_runs_until_signalled_then_exits_cleanly(tmp_path, signum):
     uri = f"sqlite:///{tmp_path / 'service.db'}"
     project, queue = post_expired_messages(uri, 3)
-    service = subprocess.Popen(
-        [str(BIN / "marconi-gc"), uri, "--interval", "0.2"], stderr=subprocess.PIPE, text=True
-    )
+    service = subprocess.Popen([str(BIN / "marconi-gc"), uri, "--interval", "0.2"], stderr=subprocess.PIPE, text=True)
     try:
         assert service.stderr is not None
         passes = []

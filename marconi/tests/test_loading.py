@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from marconi import storage
@@ -66,7 +68,7 @@ def test_options_reach_the_driver():
         assert driver.gc_interval == 5
         driver.queue_controller.upsert("q", {})
         with pytest.raises(storage.InvalidInput) as caught:
-            driver.message_controller.post("q", [{"ttl": 61, "body": 1}], client_uuid="6a8c2bc4-b2a4-4b0a-ae79-8f0a5c4a4f67")
+            driver.message_controller.post("q", [{"ttl": 61, "body": 1}], client_uuid=uuid.uuid4())
         assert caught.value.field == "messages[0].ttl"
 
 
