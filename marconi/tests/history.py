@@ -17,7 +17,8 @@ The checkers read only the history: no driver, no backend. They return a :class:
 ``duplicated``
     an observer saw a message twice, or one claim handed out the same message twice.
 ``producer-order``
-    a consumer received one producer's messages out of the order they were posted.
+    a consumer received one producer's messages out of the order they were posted; or a claim took a message
+    older than one an earlier, completed claim had taken (claims take the oldest eligible messages first).
 ``non-monotonic``
     an observer received a message before one whose post was acknowledged before the first was even posted
     (visibility must follow marker order, and markers follow real time).
@@ -517,14 +518,63 @@ def claim_overlaps(queue: str, claims: Sequence[Op], releases: Sequence[Op]) -> 
     ]
 
 
+def claim_order(queue: str, claims: Sequence[Op]) -> list[Anomaly]:
+    """Claims of different claimers that took one producer's messages out of order.
+
+    If claim X completed before claim Y was asked for, and Y holds a message of producer P older than one X
+    holds, then that older message was already visible and held by no claim when X chose (it is held by Y only),
+    so X did not take the oldest eligible messages first. Messages held by more than one claim are left to
+    ``claim_overlaps``; pairs of claims by one claimer are left to ``producer_order``.
+    """
+    done = [op for op in claims if op.outcome is Outcome.OK and op.complete is not None and op.values]
+    holders: dict[Value, int] = defaultdict(int)
+    for op in done:
+        for value in set(op.values):
+            holders[value] += 1
+    anomalies = []
+    producers = {producer for op in done for producer, _ in op.values}
+    for producer in sorted(producers):
+        # Claims in completion order, with the newest message of this producer each holds.
+        finished = sorted(
+            (
+                (op.complete, max(seq for p, seq in op.values if p == producer), op)
+                for op in done
+                if op.complete is not None and any(p == producer for p, _ in op.values)
+            ),
+            key=lambda item: item[0],
+        )
+        ends = [end for end, _, _ in finished]
+        for later in done:
+            mine = [seq for p, seq in later.values if p == producer and holders[(p, seq)] == 1]
+            if not mine:
+                continue
+            oldest = min(mine)
+            for _, newest, earlier in finished[: bisect.bisect_left(ends, later.invoke)]:
+                if newest > oldest and earlier.process != later.process:
+                    anomalies.append(
+                        Anomaly(
+                            AnomalyKind.PRODUCER_ORDER,
+                            queue,
+                            "claims",
+                            ((producer, newest), (producer, oldest)),
+                            f"{earlier.process} claimed {producer}#{newest} (claim {earlier.claim_id}), and only "
+                            f"afterwards {later.process} claimed the older {producer}#{oldest} (claim "
+                            f"{later.claim_id})",
+                        )
+                    )
+                    break
+    return anomalies
+
+
 def check_claims(history: Iterable[Op], *, require_end: bool = True) -> Report:
     """Check the claimers of every queue in ``history``, each claimer alone and all of a queue's together.
 
-    Each claimer must get one producer's messages in posting order; no claim may hold a value twice or one no
-    one posted; no two live claims may hold one value; and once a claim has come back empty, every value
-    acknowledged before it was asked for must have been claimed by someone (unless a claim of unknown outcome
-    may hold it). With ``require_end``, a queue whose claimers never came back empty after the last post
-    completed is reported ``incomplete``.
+    Each claimer must get one producer's messages in posting order, and so must the claimers together (a claim
+    asked for after another completed never gets an older message of the same producer); no claim may hold a
+    value twice or one no one posted; no two live claims may hold one value; and once a claim has come back
+    empty, every value acknowledged before it was asked for must have been claimed by someone (unless a claim of
+    unknown outcome may hold it). With ``require_end``, a queue whose claimers never came back empty after the
+    last post completed is reported ``incomplete``.
     """
     report = Report()
     by_queue: dict[str, list[Op]] = defaultdict(list)
@@ -546,6 +596,7 @@ def check_claims(history: Iterable[Op], *, require_end: bool = True) -> Report:
             report.anomalies += producer_order(queue, claimer, delivered)
             for op in mine:
                 report.anomalies += duplicated(queue, claimer, op.values)
+        report.anomalies += claim_order(queue, claims)
         report.anomalies += claim_overlaps(queue, claims, [op for op in ops if op.kind is Kind.RELEASE])
         empty = [op.invoke for op in claims if op.outcome is Outcome.OK and not op.values]
         doubtful = any(op.outcome is Outcome.UNKNOWN for op in claims)

@@ -240,6 +240,17 @@ def test_no_overlap_once_a_lease_has_run_out_or_was_released():
     assert kinds(check_claims(certain)) == {AnomalyKind.CLAIM_OVERLAP}
 
 
+def test_claims_out_of_order_across_claimers():
+    # c1's claim took a1 and completed before c2 asked; a0 was visible and unclaimed then, so c1 should have had it.
+    history = [post("a", 0, 1, 0, 1), claim("c1", 2, "x", a(1)), claim("c2", 3, "y", a(0)), claim("c1", 4, None)]
+    report = check_claims(history)
+    assert kinds(report) == {AnomalyKind.PRODUCER_ORDER}
+    assert report.of(AnomalyKind.PRODUCER_ORDER)[0].values == (a(1), a(0))
+    # Claims at the same time may split a producer's messages either way.
+    history = [post("a", 0, 1, 0, 1), claim("c1", 2, "x", a(1)), claim("c2", 2.05, "y", a(0)), claim("c1", 4, None)]
+    assert check_claims(history).ok
+
+
 def test_claims_lost():
     history = [post("a", 0, 1, 0, 1), claim("c1", 2, "x", a(0)), claim("c2", 3, None)]
     report = check_claims(history)

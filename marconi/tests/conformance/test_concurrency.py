@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 
@@ -56,14 +57,19 @@ def producers(marconi, queue: str, seed: int, count: int, **options) -> list[wor
     ]
 
 
-def assert_clean(outcomes: workloads.Outcomes, report: Report, seed: int) -> None:
+def assert_clean(outcomes: workloads.Outcomes, report: Report, seed: int, keep: Path) -> None:
+    """No role failed and the history has no anomaly; otherwise the history is kept as JSON for a closer look."""
     context = f"(MARCONI_TEST_SEED={seed})"
+    if outcomes.errors or not report.ok:
+        saved = keep / "history.json"
+        saved.write_text(outcomes.history.to_json())
+        context += f", history in {saved} (History.from_json)"
     assert outcomes.errors == [], f"roles failed {context}: {outcomes.errors}"
     assert report.ok, f"{context}\n{report.summary()}"
 
 
 @pytest.mark.parametrize("mode", modes(*OBSERVERS))
-def test_observers_see_every_message_once_in_posting_order(marconi, mode, seed):
+def test_observers_see_every_message_once_in_posting_order(marconi, mode, seed, tmp_path):
     """Several producers post batches while several observers page with small random limits.
 
     Each observer never sees a message twice, sees each producer's messages in posting order, never passes a
@@ -85,14 +91,14 @@ def test_observers_see_every_message_once_in_posting_order(marconi, mode, seed):
     report = check_observers(outcomes.history)
     if with_claims:
         report.extend(check_claims(outcomes.history))
-    assert_clean(outcomes, report, seed)
+    assert_clean(outcomes, report, seed, tmp_path)
     assert report.stats["observers"] == 3
     assert report.stats["acknowledged"] > 0
     assert report.stats["delivered"] == 3 * report.stats["acknowledged"]
 
 
 @pytest.mark.parametrize("mode", modes(*CLAIMS))
-def test_competing_claimers_never_share_a_message(marconi, mode, seed):
+def test_competing_claimers_never_share_a_message(marconi, mode, seed, tmp_path):
     """Claimers compete while producers post: no message is ever held by two live claims, and together the
     claimers claim every acknowledged message exactly once, each in the producer's posting order."""
     queue = marconi.new_queue()
@@ -104,13 +110,13 @@ def test_competing_claimers_never_share_a_message(marconi, mode, seed):
 
     outcomes = run(marconi, mode, roles)
     report = check_claims(outcomes.history)
-    assert_clean(outcomes, report, seed)
+    assert_clean(outcomes, report, seed, tmp_path)
     posted = {v for op in outcomes.history if op.kind == "post" and op.outcome == "ok" for v in op.values}
     assert report.stats["claimed"] == len(posted) > 0
 
 
 @pytest.mark.parametrize("mode", modes(*OBSERVERS))
-def test_producers_on_several_queues_do_not_cross_talk(marconi, mode, seed):
+def test_producers_on_several_queues_do_not_cross_talk(marconi, mode, seed, tmp_path):
     """Producers post to three queues in turn while an observer pages each queue: every queue holds exactly its
     own messages, each once and in posting order; nothing posted to one queue appears in another."""
     queues = tuple(marconi.new_queue() for _ in range(3))
@@ -135,7 +141,7 @@ def test_producers_on_several_queues_do_not_cross_talk(marconi, mode, seed):
 
     outcomes = run(marconi, mode, roles)
     report = check_observers(outcomes.history)
-    assert_clean(outcomes, report, seed)
+    assert_clean(outcomes, report, seed, tmp_path)
     assert report.stats["observers"] == 3
     assert report.stats["delivered"] == report.stats["acknowledged"] > 0
     for name in queues:
