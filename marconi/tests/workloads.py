@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from marconi.storage import DriverBase, MessageConflict, load
@@ -70,6 +70,15 @@ class Role:
     queue: str
     project: str | None
     seed: int = 0
+    #: Consumers stop once they have received more messages than producers can post: a driver that hands out
+    #: messages again and again must fail the test, not fill the memory. Set by the runners.
+    budget: int | None = None
+
+    def over_budget(self, received: int, result: RoleResult) -> bool:
+        if self.budget is None or received <= self.budget:
+            return False
+        result.errors.append(f"{self.name}: received {received} messages, more than the {self.budget} posted at most")
+        return True
 
     def run(self, driver: DriverBase, done: Flag, stop: Flag, deadline: float) -> RoleResult:
         """Work until finished; ``done``: every producer has finished; ``stop``: give up now."""
@@ -132,6 +141,7 @@ class Observer(Role):
         recorder = Recorder(self.name)
         result = RoleResult(self.name, recorder.ops)
         marker: str | None = None
+        received = 0
         while True:
             if stop.is_set() or time.monotonic() > deadline:
                 result.errors.append(f"{self.name}: did not reach the end of {self.queue!r} before its deadline")
@@ -163,6 +173,9 @@ class Observer(Role):
                 exhaustive=self.include_claimed,
             )
             marker = page.marker
+            received += len(items)
+            if self.over_budget(received, result):
+                break
             if len(items) < limit:
                 if finished:
                     break
@@ -181,6 +194,7 @@ class Claimer(Role):
         rng = random.Random(self.seed)
         recorder = Recorder(self.name)
         result = RoleResult(self.name, recorder.ops)
+        received = 0
         while True:
             if stop.is_set() or time.monotonic() > deadline:
                 result.errors.append(f"{self.name}: did not claim the end of {self.queue!r} before its deadline")
@@ -215,6 +229,9 @@ class Claimer(Role):
                 claim_id=claim_id,
                 claim_ttl=self.ttl,
             )
+            received += len(messages)
+            if self.over_budget(received, result):
+                break
             if not messages:
                 if finished:
                     break
@@ -237,6 +254,12 @@ class Outcomes:
         return [error for result in self.results for error in result.errors]
 
 
+def with_budgets(roles: Sequence[Role]) -> list[Role]:
+    """The roles, each consumer given the most messages the producers among them can post."""
+    most = sum(role.batches * role.max_batch for role in roles if isinstance(role, Producer))
+    return [role if isinstance(role, Producer) else replace(role, budget=most) for role in roles]
+
+
 def _crashed(name: str, error: BaseException) -> RoleResult:
     return RoleResult(name, errors=[f"{name} crashed: {''.join(traceback.format_exception(error)).strip()}"])
 
@@ -247,6 +270,7 @@ def run_threads(driver: DriverBase, roles: Sequence[Role], timeout: float = 60.0
     Raises WorkloadStuck if a role has not finished ``timeout`` seconds after the start (its thread is told to
     stop and left behind as a daemon).
     """
+    roles = with_budgets(roles)
     done, stop = threading.Event(), threading.Event()
     start = threading.Barrier(len(roles))
     results: dict[str, RoleResult] = {}
@@ -310,6 +334,7 @@ def run_processes(
     together and must finish within ``timeout``. Stragglers are terminated (then killed) and WorkloadStuck is
     raised; every process has exited when this returns or raises.
     """
+    roles = with_budgets(roles)
     context = multiprocessing.get_context("spawn")
     go, done, stop = context.Event(), context.Event(), context.Event()
     channel = context.Queue()
