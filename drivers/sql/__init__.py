@@ -74,7 +74,7 @@ class SQLDriver(DriverBase):
         self.tables = schema.Tables(table_prefix)
         self.database = Database(uri, float(conflict_timeout), **engine_options)
         try:
-            schema.create(self.database.engine, self.tables)
+            schema.create(self.database, self.tables)
             self.database.connected()
         except exc.SQLAlchemyError as error:
             self.database.close()

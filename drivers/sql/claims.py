@@ -17,7 +17,7 @@ from marconi.storage.base import ClaimBase, Project, StoredClaim, StoredMessage
 from marconi.storage.validation import ClaimTerms
 
 from . import queues
-from .messages import eligible
+from .messages import oldest_eligible
 from .queues import QueueRow, message_columns, on_queue, stored_message
 
 if TYPE_CHECKING:
@@ -47,13 +47,7 @@ class SQLClaims(ClaimBase):
         floor = expires + terms.grace
 
         def work(connection: Connection, row: QueueRow) -> tuple[str | None, list[StoredMessage]]:
-            chosen = connection.execute(
-                sa.select(*message_columns(t))
-                .where(eligible(t, row.id, now))
-                .order_by(m.position)
-                .limit(limit)
-                .with_for_update(skip_locked=skip_locked)
-            ).all()
+            chosen = connection.execute(oldest_eligible(t, row.id, now, limit, skip_locked)).all()
             if not chosen:
                 return None, []
             claim_id = tokens.new_claim_id()
@@ -73,7 +67,7 @@ class SQLClaims(ClaimBase):
                 for r in chosen
             ]
 
-        return on_queue(self.driver.database, t, queue, project, now, work, write=True)
+        return on_queue(self.driver.database, t, queue, project, now, work, write=True, hands_out=True)
 
     def _get(
         self, queue: str, project: Project, claim_id: str, now: float

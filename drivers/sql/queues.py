@@ -133,11 +133,23 @@ def on_queue(
     work: Callable[[Connection, QueueRow], T],
     *,
     write: bool,
+    hands_out: bool = False,
 ) -> T:
-    """Run ``work`` on the queue as it is now, due delayed messages promoted. QueueDoesNotExist if absent."""
+    """Run ``work`` on the queue as it is now, due delayed messages promoted. QueueDoesNotExist if absent.
+
+    ``hands_out``: ``work`` hands out the oldest eligible messages (claim, pop). On MySQL-family these take turns
+    on the queue row's lock, with each other and with posts: there a locking read sees a post's rows commit one by
+    one, and SKIP LOCKED passes over rows another claim merely looked at, so claims running side by side can take
+    younger messages first. PostgreSQL claims side by side (its locking reads use the statement's snapshot, and
+    SKIP LOCKED skips only what others take); SQLite has one writer anyway.
+    """
+    take_turns = hands_out and database.kind == "mysql"
 
     def attempt(connection: Connection, may_promote: bool) -> T | _Promote:
-        queue = find(connection, tables, name, project)
+        if take_turns:
+            queue = lock(connection, tables, named(tables, name, project))
+        else:
+            queue = find(connection, tables, name, project)
         if queue is not None and queue.due(now):
             if not may_promote:
                 return _PROMOTE

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc
 from sqlalchemy.dialects import mysql
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable, ExecutableDDLElement
 
-from marconi.storage.errors import InvalidInput
+from marconi.storage.errors import BackendError, InvalidInput
+
+if TYPE_CHECKING:
+    from .engine import Database
 
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 _MYSQL = ("mysql", "mariadb")
@@ -110,17 +112,35 @@ class Tables:
         )
 
 
-def create(engine: sa.Engine, tables: Tables, attempts: int = 5) -> None:
-    """Create whatever is missing, with IF NOT EXISTS; a concurrent creator's "already exists" is retried."""
+def missing(connection: sa.Connection, tables: Tables) -> list[ExecutableDDLElement]:
+    """The DDL for whatever of the schema is not there yet, found by reading the catalog (which locks nothing)."""
+    inspector = sa.inspect(connection)
+    existing = set(inspector.get_table_names())
+    statements: list[ExecutableDDLElement] = []
+    for table in tables.metadata.sorted_tables:
+        indexes = sorted(table.indexes, key=lambda index: str(index.name))
+        if table.name in existing:
+            present = {index["name"] for index in inspector.get_indexes(table.name)}
+            indexes = [index for index in indexes if index.name not in present]
+        else:
+            statements.append(CreateTable(table, if_not_exists=True))
+        statements.extend(CreateIndex(index, if_not_exists=True) for index in indexes)
+    return statements
+
+
+def create(database: Database, tables: Tables, attempts: int = 5) -> None:
+    """Create whatever is missing; an existing schema costs only catalog reads, no DDL and no table locks.
+
+    Creating takes the tables' locks (PostgreSQL's CREATE INDEX IF NOT EXISTS does so even when the index exists),
+    which would deadlock with posts in flight, hence the look first. A concurrent creator's race is retried.
+    """
+    if not database.run(lambda connection: missing(connection, tables), write=False):
+        return
     for attempt in range(1, attempts + 1):
         try:
-            with engine.begin() as connection:
-                for table in tables.metadata.sorted_tables:
-                    connection.execute(CreateTable(table, if_not_exists=True))
-                    for index in sorted(table.indexes, key=lambda index: str(index.name)):
-                        connection.execute(CreateIndex(index, if_not_exists=True))
+            database.run(lambda connection: [connection.execute(ddl) for ddl in missing(connection, tables)])
             return
-        except (exc.IntegrityError, exc.ProgrammingError, exc.OperationalError):
+        except BackendError:
             # Two creators raced past IF NOT EXISTS (PostgreSQL catalog rows) or a lock: look again.
             if attempt == attempts:
                 raise

@@ -234,7 +234,10 @@ def test_a_post_kept_waiting_past_the_conflict_timeout_writes_nothing(
 
 
 def test_claims_never_hand_out_a_message_another_claim_holds(shared: SQLDriver, sql_uri: str, project: str) -> None:
-    """A claim paused before commit holds its messages; a concurrent claim gets the next ones (or none)."""
+    """A claim paused before commit holds its messages; a concurrent claim gets the next ones.
+
+    PostgreSQL claims side by side (SKIP LOCKED); MySQL-family and SQLite claims take turns on a lock.
+    """
     clock = ManualClock()
     shared.queue_controller.upsert(QUEUE, {}, project=project)
     post(shared, project, list(range(6)))
@@ -244,13 +247,24 @@ def test_claims_never_hand_out_a_message_another_claim_holds(shared: SQLDriver, 
         with pause.installed():
             a = Background(lambda: first.claim_controller.create(QUEUE, {"ttl": 60}, project=project, limit=3))
             wait_for(pause.inserted.is_set, "the first claim's INSERT")
-            if kind(shared) == "sqlite":
+            if kind(shared) == "postgresql":  # SKIP LOCKED: the second claim does not wait, it takes the next ones
+                b_id, b_messages = second.claim_controller.create(QUEUE, {"ttl": 60}, project=project, limit=3)
+                pause.release.set()
+            elif kind(shared) == "sqlite":
                 assert sqlite_write_lock_is_taken(shared)
                 pause.release.set()
                 b_id, b_messages = second.claim_controller.create(QUEUE, {"ttl": 60}, project=project, limit=3)
-            else:  # SKIP LOCKED: the second claim does not wait, it takes the next eligible messages
-                b_id, b_messages = second.claim_controller.create(QUEUE, {"ttl": 60}, project=project, limit=3)
-                pause.release.set()
+            else:  # MySQL-family: the second claim waits for its turn on the queue row
+                with watched(second) as b_seen:
+                    b = Background(lambda: second.claim_controller.create(QUEUE, {"ttl": 60}, project=project, limit=3))
+                    wait_for(lambda: "session" in b_seen or b.done.is_set(), "the second claim's first statement")
+                    wait_for(
+                        lambda: b.done.is_set() or waiting_on_a_lock(shared, b_seen["session"]),
+                        "the second claim waiting for its turn",
+                    )
+                    assert not b.done.is_set(), f"the second claim did not wait: {b.error or b.result}"
+                    pause.release.set()
+                    b_id, b_messages = b.join()
             a_id, a_messages = a.join()
     a_bodies = [m["body"] for m in a_messages]
     b_bodies = [m["body"] for m in b_messages]
