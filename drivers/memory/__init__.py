@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from marconi.storage import tokens
 from marconi.storage.base import (
+    DEFAULT_GC_INTERVAL,
     Capability,
     ClaimBase,
     DriverBase,
@@ -29,8 +30,9 @@ from marconi.storage.base import (
     StoredClaim,
     StoredMessage,
 )
+from marconi.storage.clock import Clock
 from marconi.storage.errors import MessageIsClaimed, MessageNotClaimedBy, QueueDoesNotExist
-from marconi.storage.validation import ClaimTerms, NewMessage
+from marconi.storage.validation import ClaimTerms, Limits, NewMessage
 
 
 @dataclass
@@ -113,8 +115,15 @@ class MemoryDriver(DriverBase):
         {Capability.FIFO, Capability.OBSERVER_ONCE, Capability.CLAIMS, Capability.DELAY, Capability.POP}
     )
 
-    def __init__(self, uri: str = "memory://", **options: object) -> None:
-        super().__init__(uri, **options)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        uri: str = "memory://",
+        *,
+        clock: Clock | None = None,
+        limits: Limits | None = None,
+        gc_interval: float = DEFAULT_GC_INTERVAL,
+    ) -> None:
+        super().__init__(uri, clock=clock, limits=limits, gc_interval=gc_interval)
         self.lock = threading.RLock()
         self.queues: dict[tuple[Project, str], _Queue] = {}
         self.incarnations = itertools.count(1)

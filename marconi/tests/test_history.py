@@ -12,7 +12,6 @@ import threading
 import time
 
 import pytest
-from marconi_drivers.memory import MemoryClaims, MemoryDriver, MemoryMessages, _Claim, _Message  # type: ignore[import-not-found, unused-ignore]
 
 from marconi.storage import DriverBase, ManualClock, tokens
 from marconi.tests import workloads
@@ -31,6 +30,7 @@ from marconi.tests.history import (
     check_observers,
     value_of,
 )
+from marconi_drivers.memory import MemoryClaims, MemoryDriver, MemoryMessages, _Claim, _Message
 
 Q = "q"
 
@@ -297,7 +297,7 @@ def test_summary_names_every_anomaly():
 # --- the workloads find planted bugs in real (in-memory) drivers ------------------------------------------------
 
 
-class SkippingList(MemoryDriver):  # type: ignore[misc, unused-ignore]
+class SkippingList(MemoryDriver):
     """Each full page's marker jumps one message too far."""
 
     def __init__(self, uri: str = "memory://", **options: object) -> None:
@@ -305,7 +305,7 @@ class SkippingList(MemoryDriver):  # type: ignore[misc, unused-ignore]
         self._message_controller = SkippingMessages(self)
 
 
-class SkippingMessages(MemoryMessages):  # type: ignore[misc, unused-ignore]
+class SkippingMessages(MemoryMessages):
     def _list(self, queue, project, after, limit, hide_from, include_claimed, now):
         messages, marker = super()._list(queue, project, after, limit, hide_from, include_claimed, now)
         if len(messages) == limit:
@@ -316,7 +316,7 @@ class SkippingMessages(MemoryMessages):  # type: ignore[misc, unused-ignore]
         return messages, marker
 
 
-class ReversingPost(MemoryDriver):  # type: ignore[misc, unused-ignore]
+class ReversingPost(MemoryDriver):
     """Stores each batch in reverse order."""
 
     def __init__(self, uri: str = "memory://", **options: object) -> None:
@@ -324,12 +324,12 @@ class ReversingPost(MemoryDriver):  # type: ignore[misc, unused-ignore]
         self._message_controller = ReversingMessages(self)
 
 
-class ReversingMessages(MemoryMessages):  # type: ignore[misc, unused-ignore]
+class ReversingMessages(MemoryMessages):
     def _post(self, queue, project, messages, client_uuid, now):
         return list(reversed(super()._post(queue, project, list(reversed(messages)), client_uuid, now)))
 
 
-class RacyClaims(MemoryDriver):  # type: ignore[misc, unused-ignore]
+class RacyClaims(MemoryDriver):
     """Claims check, then act: they pick the eligible messages, let go of the lock, then mark them claimed.
 
     The first two claims to find something are made to interleave (both pick before either marks), so the race
@@ -342,7 +342,7 @@ class RacyClaims(MemoryDriver):  # type: ignore[misc, unused-ignore]
         self.interleave = threading.Barrier(2)
 
 
-class RacyClaimController(MemoryClaims):  # type: ignore[misc, unused-ignore]
+class RacyClaimController(MemoryClaims):
     def _create(self, queue, project, terms, limit, now):
         with self.driver.lock:
             chosen = self.driver.queue(queue, project, now).eligible(now, limit)
@@ -363,7 +363,7 @@ class RacyClaimController(MemoryClaims):  # type: ignore[misc, unused-ignore]
             return grabbed.id, [message.stored(now) for message in chosen]
 
 
-class TwoStepPost(MemoryDriver):  # type: ignore[misc, unused-ignore]
+class TwoStepPost(MemoryDriver):
     """PRIOR_ART's trap: a post reserves its markers, lets go, then inserts (a sequence committing out of order)."""
 
     def __init__(self, uri: str = "memory://", **options: object) -> None:
@@ -371,7 +371,7 @@ class TwoStepPost(MemoryDriver):  # type: ignore[misc, unused-ignore]
         self._message_controller = TwoStepMessages(self)
 
 
-class TwoStepMessages(MemoryMessages):  # type: ignore[misc, unused-ignore]
+class TwoStepMessages(MemoryMessages):
     def _post(self, queue, project, messages, client_uuid, now):
         with self.driver.lock:
             target = self.driver.queue(queue, project, now)
@@ -399,7 +399,7 @@ class TwoStepMessages(MemoryMessages):  # type: ignore[misc, unused-ignore]
             return [tokens.encode_pair(target.incarnation, number) for _, number, _ in reserved]
 
 
-class Stuck(MemoryDriver):  # type: ignore[misc, unused-ignore]
+class Stuck(MemoryDriver):
     """Listing blocks until ``release`` is set."""
 
     release = threading.Event()
@@ -409,7 +409,7 @@ class Stuck(MemoryDriver):  # type: ignore[misc, unused-ignore]
         self._message_controller = StuckMessages(self)
 
 
-class StuckMessages(MemoryMessages):  # type: ignore[misc, unused-ignore]
+class StuckMessages(MemoryMessages):
     def _list(self, *args):
         Stuck.release.wait(30)
         return super()._list(*args)

@@ -45,7 +45,10 @@ def counts(m: Any, queue: str) -> dict[str, int]:
 
 
 def claim(m: Any, queue: str, ttl: int = 60, grace: int = 0, limit: int = 10) -> tuple[str | None, list[Any]]:
-    return m.claims.create(queue, {"ttl": ttl, "grace": grace}, project=m.project, limit=limit)  # type: ignore[no-any-return]
+    made: tuple[str | None, list[Any]] = m.claims.create(
+        queue, {"ttl": ttl, "grace": grace}, project=m.project, limit=limit
+    )
+    return made
 
 
 def claimed_ids(m: Any, queue: str, claim_id: str | None) -> list[str]:
