@@ -10,6 +10,7 @@ import pickle
 import random
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -300,7 +301,7 @@ def test_summary_names_every_anomaly():
 class SkippingList(MemoryDriver):
     """Each full page's marker jumps one message too far."""
 
-    def __init__(self, uri: str = "memory://", **options: object) -> None:
+    def __init__(self, uri: str = "memory://", **options: Any) -> None:
         super().__init__(uri, **options)
         self._message_controller = SkippingMessages(self)
 
@@ -319,7 +320,7 @@ class SkippingMessages(MemoryMessages):
 class ReversingPost(MemoryDriver):
     """Stores each batch in reverse order."""
 
-    def __init__(self, uri: str = "memory://", **options: object) -> None:
+    def __init__(self, uri: str = "memory://", **options: Any) -> None:
         super().__init__(uri, **options)
         self._message_controller = ReversingMessages(self)
 
@@ -336,13 +337,15 @@ class RacyClaims(MemoryDriver):
     happens every time rather than now and then.
     """
 
-    def __init__(self, uri: str = "memory://", **options: object) -> None:
+    def __init__(self, uri: str = "memory://", **options: Any) -> None:
         super().__init__(uri, **options)
         self._claim_controller = RacyClaimController(self)
         self.interleave = threading.Barrier(2)
 
 
 class RacyClaimController(MemoryClaims):
+    driver: RacyClaims
+
     def _create(self, queue, project, terms, limit, now):
         with self.driver.lock:
             chosen = self.driver.queue(queue, project, now).eligible(now, limit)
@@ -366,7 +369,7 @@ class RacyClaimController(MemoryClaims):
 class TwoStepPost(MemoryDriver):
     """PRIOR_ART's trap: a post reserves its markers, lets go, then inserts (a sequence committing out of order)."""
 
-    def __init__(self, uri: str = "memory://", **options: object) -> None:
+    def __init__(self, uri: str = "memory://", **options: Any) -> None:
         super().__init__(uri, **options)
         self._message_controller = TwoStepMessages(self)
 
@@ -404,7 +407,7 @@ class Stuck(MemoryDriver):
 
     release = threading.Event()
 
-    def __init__(self, uri: str = "memory://", **options: object) -> None:
+    def __init__(self, uri: str = "memory://", **options: Any) -> None:
         super().__init__(uri, **options)
         self._message_controller = StuckMessages(self)
 
