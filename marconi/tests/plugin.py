@@ -164,9 +164,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _section(nodeid: str) -> str:
+    """``.../test_claims.py::test_x[...]`` -> ``claims``: the part of the contract a test belongs to."""
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return module.removeprefix("test_").removesuffix(".py")
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """Per URI: how many tests passed, failed and were skipped, and which capabilities caused the skips."""
+    """Per URI: passed, failed and skipped, which capabilities caused the skips, and where the failures are."""
     outcomes: dict[str, Counter[str]] = defaultdict(Counter)
+    sections: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     undeclared: dict[str, set[str]] = defaultdict(set)
     for outcome in ("passed", "failed", "error", "skipped"):
         for report in terminalreporter.stats.get(outcome, []):
@@ -174,6 +181,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 continue
             uri = str(dict(report.user_properties).get("marconi_uri", "(driver-independent)"))
             outcomes[uri][outcome] += 1
+            sections[uri][_section(report.nodeid)][outcome] += 1
             reason = str(report.longrepr[2]) if outcome == "skipped" and isinstance(report.longrepr, tuple) else ""
             if SKIP_PREFIX in reason:
                 undeclared[uri].update(reason.split(SKIP_PREFIX, 1)[1].strip().split(", "))
@@ -183,5 +191,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for uri, counts in outcomes.items():
         line = ", ".join(f"{counts[k]} {k}" for k in ("passed", "failed", "error", "skipped") if counts[k])
         terminalreporter.write_line(f"{uri}: {line}")
+        parts = []
+        for name, tally in sorted(sections[uri].items()):
+            bad = tally["failed"] + tally["error"]
+            parts.append(f"{name} {tally['passed']}" + (f" ({bad} FAILED)" if bad else ""))
+        terminalreporter.write_line(f"    passed by section: {', '.join(parts)}")
         if undeclared[uri]:
             terminalreporter.write_line(f"    skipped, capability not declared: {', '.join(sorted(undeclared[uri]))}")
