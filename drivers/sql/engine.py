@@ -78,6 +78,11 @@ def resolve_url(uri: str) -> URL:
     return url
 
 
+def kind_of(backend: str) -> str:
+    """``sqlite``, ``postgresql``, or ``mysql`` for MySQL and MariaDB alike."""
+    return "mysql" if backend in ("mysql", "mariadb") else backend
+
+
 def is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
@@ -92,7 +97,7 @@ class Database:
         self.in_memory = is_memory(self.url)
         #: Held for each whole transaction on an in-memory SQLite database, whose one connection all threads share.
         self._serial: threading.Lock | None = threading.Lock() if self.in_memory else None
-        self.kind = self.kind_of(self.backend)
+        self.kind = kind_of(self.backend)
         self.engine = self._create_engine(engine_options)
         self.update_returning = bool(self.engine.dialect.update_returning)
         self.skip_locked = self.kind == "postgresql"  # MySQL-family decided once connected (server version)
@@ -102,8 +107,7 @@ class Database:
     def _create_engine(self, options: dict[str, Any]) -> Engine:
         timeout = self.conflict_timeout
         connect_args: dict[str, Any] = {}
-        kind = self.kind_of(self.backend)
-        if kind == "sqlite":
+        if self.kind == "sqlite":
             connect_args["timeout"] = timeout  # the busy timeout: how long BEGIN IMMEDIATE waits for the writer
         else:
             options = {"isolation_level": "READ COMMITTED", **options}
@@ -112,7 +116,7 @@ class Database:
             options = {**options, "poolclass": StaticPool}
         else:
             options.setdefault("pool_timeout", timeout)  # waiting for a pooled connection is contention too
-        if kind == "mysql":
+        if self.kind == "mysql":
             options.setdefault("pool_recycle", 3600)
             if "charset" not in self.url.query:
                 connect_args["charset"] = "utf8mb4"
@@ -127,13 +131,9 @@ class Database:
             event.listen(engine, "begin", self._sqlite_begin)
         return engine
 
-    @staticmethod
-    def kind_of(backend: str) -> str:
-        return "mysql" if backend in ("mysql", "mariadb") else backend
-
     def _on_connect(self, dbapi_connection: Any, record: Any) -> None:
         """Session settings of every new connection: lock waits bounded by ``conflict_timeout``."""
-        kind = self.kind_of(self.backend)
+        kind = self.kind
         if kind == "sqlite":
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
             if not self.in_memory:

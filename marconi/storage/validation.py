@@ -231,10 +231,8 @@ def message_refs(value: object, field: str = "message_ids") -> list[tuple[int, i
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         raise InvalidInput(field, "must be a list of message ids")
     refs: list[tuple[int, int]] = []
-    count = 0
     for index, item in enumerate(value):
-        count += 1
-        if count > MAX_IDS:
+        if index >= MAX_IDS:
             raise InvalidInput(field, f"holds more than {MAX_IDS} ids")
         ref = message_ref(item, f"{field}[{index}]")
         if ref is not None and ref not in refs:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from marconi.storage import BackendError, DriverLoadError, InvalidInput, ManualClock, tokens
 from marconi.storage.loading import scheme_of
 
+from ..engine import kind_of
 from .conftest import SQL_DRIVER, in_memory, kind, open_driver
 
 if TYPE_CHECKING:
@@ -155,8 +156,7 @@ def test_uris_without_a_dbapi_use_an_installed_one(sql_uri: str, project: str) -
 
 
 def kind_of_uri(uri: str) -> str:
-    scheme = scheme_of(uri)
-    return "mysql" if scheme in ("mysql", "mariadb") else scheme
+    return kind_of(scheme_of(uri))
 
 
 def test_a_dbapi_that_is_not_installed_names_the_extra() -> None:
