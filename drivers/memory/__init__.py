@@ -1,11 +1,13 @@
-"""The in-memory driver: the storage contract as plain, executable Python.
+"""The in-memory driver: the storage hooks as plain, executable Python.
 
 URI: ``memory://`` (every call to ``load`` makes a new, empty store).
 Capabilities: fifo, observer_once, claims, delay, pop. Not durable; not shared between processes.
+Options: the core ones only.
 
-One lock guards the whole store, so every call is atomic and the driver is thread-safe. It is meant to be read:
-the conformance suite uses it as the oracle its state-machine test compares real drivers against, and users can
-use it in their own unit tests.
+One lock guards the whole store, so every hook is atomic and the driver is thread-safe. It is meant to be read
+beside ``marconi/storage/base.py``: each hook does only what its docstring there asks. The conformance suite
+uses it as the oracle its state-machine test compares real drivers against, and users can use it in their own
+unit tests.
 """
 
 from __future__ import annotations
@@ -14,63 +16,57 @@ import itertools
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from marconi.storage import tokens
-from marconi.storage.base import (
-    DEFAULT_GC_INTERVAL,
-    Capability,
-    ClaimBase,
-    DriverBase,
-    MessageBase,
+from marconi.storage.base import Capability, ClaimBase, DriverBase, MessageBase, QueueBase
+from marconi.storage.hooks import (
+    BulkDelete,
+    BulkDeleted,
+    ClaimRead,
+    ClaimRequest,
+    Holder,
+    Listed,
+    ListRequest,
+    MessageDelete,
     MessageRef,
-    Position,
+    Posted,
+    PostRequest,
     Project,
-    QueueBase,
     QueueCounts,
+    Renewal,
+    Row,
+    Rows,
     StoredClaim,
-    StoredMessage,
 )
-from marconi.storage.clock import Clock
-from marconi.storage.errors import MessageIsClaimed, MessageNotClaimedBy, QueueDoesNotExist
-from marconi.storage.validation import ClaimTerms, Limits, NewMessage
-
-
-@dataclass
-class _Claim:
-    id: str
-    ttl: int
-    created: float
-    expires: float
-
-    def live(self, now: float) -> bool:
-        return self.expires > now
 
 
 @dataclass
 class _Message:
     number: int
-    id: str
     client: str
     body: str
     created: float
     expires: float
     visible_at: float
     position: int | None = None  # taken when the message becomes visible
-    claim: _Claim | None = None
+    claim_id: str | None = None
+    claim_expires: float | None = None
 
     def alive(self, now: float) -> bool:
         return self.expires > now
 
     def claimed(self, now: float) -> bool:
-        return self.claim is not None and self.claim.live(now)
+        return self.claim_expires is not None and self.claim_expires > now
 
     def eligible(self, now: float) -> bool:
         """Free to be claimed or popped: visible, unexpired, not held by a live claim."""
         return self.position is not None and self.alive(now) and not self.claimed(now)
 
-    def stored(self, now: float) -> StoredMessage:
-        claim_id = self.claim.id if self.claim is not None and self.claim.live(now) else None
-        return StoredMessage(self.id, self.body, self.created, self.expires, claim_id)
+    def held_by(self, claim_id: str, now: float) -> bool:
+        return self.claim_id == claim_id and self.claimed(now) and self.alive(now)
+
+    def row(self) -> Row:
+        return Row(self.number, self.body, self.created, self.expires, self.claim_id, self.claim_expires, self.position)
 
 
 @dataclass
@@ -81,15 +77,18 @@ class _Queue:
     last_number: int = 0
     messages: dict[int, _Message] = field(default_factory=dict)  # by number
     visible: dict[int, _Message] = field(default_factory=dict)  # by position, in position order
-    claims: dict[str, _Claim] = field(default_factory=dict)
+    claims: dict[str, StoredClaim] = field(default_factory=dict)
 
     def promote(self, now: float) -> None:
         """Give due delayed messages their positions, in the order they became due."""
         due = [m for m in self.messages.values() if m.position is None and m.visible_at <= now and m.alive(now)]
         for message in sorted(due, key=lambda m: (m.visible_at, m.number)):
-            self.last_position += 1
-            message.position = self.last_position
-            self.visible[message.position] = message
+            self.show(message)
+
+    def show(self, message: _Message) -> None:
+        self.last_position += 1
+        message.position = self.last_position
+        self.visible[message.position] = message
 
     def remove(self, message: _Message) -> None:
         del self.messages[message.number]
@@ -104,8 +103,8 @@ class _Queue:
     def eligible(self, now: float, limit: int) -> list[_Message]:
         return list(itertools.islice((m for m in self.visible.values() if m.eligible(now)), limit))
 
-    def held_by(self, claim: _Claim, now: float) -> list[_Message]:
-        return [m for m in self.visible.values() if m.claim is claim and m.alive(now)]
+    def rows(self, messages: Iterable[_Message]) -> Rows:
+        return Rows(self.incarnation, [message.row() for message in messages])
 
 
 class MemoryDriver(DriverBase):
@@ -115,15 +114,8 @@ class MemoryDriver(DriverBase):
         {Capability.FIFO, Capability.OBSERVER_ONCE, Capability.CLAIMS, Capability.DELAY, Capability.POP}
     )
 
-    def __init__(
-        self,
-        uri: str = "memory://",
-        *,
-        clock: Clock | None = None,
-        limits: Limits | None = None,
-        gc_interval: float = DEFAULT_GC_INTERVAL,
-    ) -> None:
-        super().__init__(uri, clock=clock, limits=limits, gc_interval=gc_interval)
+    def __init__(self, uri: str = "memory://", **options: Any) -> None:
+        super().__init__(uri, **options)
         self.lock = threading.RLock()
         self.queues: dict[tuple[Project, str], _Queue] = {}
         self.incarnations = itertools.count(1)
@@ -143,12 +135,11 @@ class MemoryDriver(DriverBase):
     def claim_controller(self) -> MemoryClaims:
         return self._claim_controller
 
-    def queue(self, name: str, project: Project, now: float) -> _Queue:
-        """The queue, with due delayed messages promoted. QueueDoesNotExist if absent."""
+    def queue(self, name: str, project: Project, now: float) -> _Queue | None:
+        """The queue with due delayed messages promoted, or None. Call with the lock held."""
         queue = self.queues.get((project, name))
-        if queue is None:
-            raise QueueDoesNotExist(name, project)
-        queue.promote(now)
+        if queue is not None:
+            queue.promote(now)
         return queue
 
     def _gc(self, now: float) -> int:
@@ -159,12 +150,9 @@ class MemoryDriver(DriverBase):
                 for message in [m for m in queue.messages.values() if not m.alive(now)]:
                     queue.remove(message)
                     removed += 1
-                for claim in [c for c in queue.claims.values() if not c.live(now)]:
-                    del queue.claims[claim.id]
+                for claim_id in [i for i, claim in queue.claims.items() if not claim.expires > now]:
+                    del queue.claims[claim_id]
                     removed += 1
-                for message in queue.messages.values():
-                    if message.claim is not None and not message.claim.live(now):
-                        message.claim = None
         return removed
 
 
@@ -180,181 +168,171 @@ class MemoryQueues(QueueBase):
             self.driver.queues[(project, name)] = _Queue(next(self.driver.incarnations), metadata)
             return True
 
-    def _get(self, name: str, project: Project) -> str:
+    def _get(self, name: str, project: Project) -> str | None:
         with self.driver.lock:
             queue = self.driver.queues.get((project, name))
-            if queue is None:
-                raise QueueDoesNotExist(name, project)
-            return queue.metadata
+            return None if queue is None else queue.metadata
 
     def _list(
-        self, project: Project, marker: str | None, limit: int, detailed: bool
+        self, project: Project, after: str | None, limit: int, detailed: bool
     ) -> Iterable[tuple[str, str | None]]:
         with self.driver.lock:
-            names = sorted(
-                name for (owner, name) in self.driver.queues if owner == project and (marker is None or name > marker)
-            )[:limit]
-            return [(name, self.driver.queues[(project, name)].metadata if detailed else None) for name in names]
+            names = sorted(n for (p, n) in self.driver.queues if p == project and (after is None or n > after))
+            return [(n, self.driver.queues[(project, n)].metadata if detailed else None) for n in names[:limit]]
 
     def _delete(self, name: str, project: Project) -> None:
         with self.driver.lock:
             self.driver.queues.pop((project, name), None)
 
-    def _stats(self, name: str, project: Project, now: float) -> QueueCounts:
+    def _stats(self, name: str, project: Project, now: float) -> QueueCounts | None:
         with self.driver.lock:
             queue = self.driver.queue(name, project, now)
+            if queue is None:
+                return None
             alive = [m for m in queue.messages.values() if m.alive(now)]
             ordered = [m for m in queue.visible.values() if m.alive(now)]
             return QueueCounts(
+                incarnation=queue.incarnation,
                 claimed=sum(m.claimed(now) for m in alive),
                 free=sum(m.eligible(now) for m in alive),
                 total=len(alive),
-                oldest=ordered[0].stored(now) if ordered else None,
-                newest=ordered[-1].stored(now) if ordered else None,
+                oldest=ordered[0].row() if ordered else None,
+                newest=ordered[-1].row() if ordered else None,
             )
 
 
 class MemoryMessages(MessageBase):
     driver: MemoryDriver
 
-    def _post(
-        self, queue: str, project: Project, messages: list[NewMessage], client_uuid: str, now: float
-    ) -> list[str]:
+    def _post(self, request: PostRequest) -> Posted | None:
         with self.driver.lock:
-            target = self.driver.queue(queue, project, now)
-            ids = []
-            for new in messages:
-                target.last_number += 1
+            queue = self.driver.queue(request.queue, request.project, request.now)
+            if queue is None:
+                return None
+            numbers = []
+            for new in request.messages:
+                queue.last_number += 1
                 message = _Message(
-                    number=target.last_number,
-                    id=tokens.encode_pair(target.incarnation, target.last_number),
-                    client=client_uuid,
-                    body=new.body,
-                    created=now,
-                    expires=now + new.ttl,
-                    visible_at=now + new.delay,
+                    queue.last_number, request.client, new.body, request.now, new.expires, new.visible_at
                 )
-                target.messages[message.number] = message
-                if new.delay == 0:
-                    target.last_position += 1
-                    message.position = target.last_position
-                    target.visible[message.position] = message
-                ids.append(message.id)
-            return ids
+                queue.messages[message.number] = message
+                if not new.delayed:
+                    queue.show(message)
+                numbers.append(message.number)
+            return Posted(queue.incarnation, numbers)
 
-    def _bulk_get(self, queue: str, project: Project, refs: list[MessageRef], now: float) -> list[StoredMessage]:
+    def _bulk_get(self, queue: str, project: Project, refs: list[MessageRef], now: float) -> Rows | None:
         with self.driver.lock:
             target = self.driver.queue(queue, project, now)
-            found = (target.find(ref, now) for ref in refs)
-            return [message.stored(now) for message in found if message is not None]
+            if target is None:
+                return None
+            return target.rows(m for m in (target.find(ref, now) for ref in refs) if m is not None)
 
-    def _list(
-        self,
-        queue: str,
-        project: Project,
-        after: Position | None,
-        limit: int,
-        hide_from: str | None,
-        include_claimed: bool,
-        now: float,
-    ) -> tuple[list[StoredMessage], str]:
+    def _list(self, request: ListRequest) -> Listed | None:
+        now = request.now
         with self.driver.lock:
-            target = self.driver.queue(queue, project, now)
-            start = after[1] if after is not None and after[0] == target.incarnation else 0
+            queue = self.driver.queue(request.queue, request.project, now)
+            if queue is None:
+                return None
             page: list[_Message] = []
-            for position, message in target.visible.items():
-                if position <= start or not message.alive(now) or message.client == hide_from:
+            for position, message in queue.visible.items():
+                if position <= request.after or not message.alive(now) or message.client == request.hide_client:
                     continue
-                if message.claimed(now) and not include_claimed:
+                if message.claimed(now) and not request.include_claimed:
                     continue
                 page.append(message)
-                if len(page) == limit:
+                if len(page) == request.limit:
                     break
-            # A full page ends at its last message; a short one has examined the whole queue.
-            end = page[-1].position if len(page) == limit else max(start, target.last_position)
-            assert end is not None
-            return [m.stored(now) for m in page], tokens.encode_pair(target.incarnation, end)
+            return Listed(queue.incarnation, [m.row() for m in page], queue.last_position)
 
-    def _delete(
-        self, queue: str, project: Project, ref: MessageRef, message_id: str, claim: str | None, now: float
-    ) -> None:
+    def _delete(self, request: MessageDelete) -> Holder | None:
+        now = request.now
         with self.driver.lock:
-            target = self.driver.queues.get((project, queue))
-            message = target.find(ref, now) if target is not None else None
-            if target is None or message is None:
-                return
-            holder = message.claim.id if message.claim is not None and message.claim.live(now) else None
-            if holder is not None and claim is None:
-                raise MessageIsClaimed(message_id)
-            if claim is not None and claim != holder:
-                raise MessageNotClaimedBy(message_id, claim)
-            target.remove(message)
+            queue = self.driver.queues.get((request.project, request.queue))
+            message = queue.find(request.ref, now) if queue is not None else None
+            if queue is None or message is None:
+                return None
+            allowed = message.held_by(request.claim_id, now) if request.claim_id else not message.claimed(now)
+            if not allowed:
+                return Holder(message.claim_id, message.claim_expires)
+            queue.remove(message)
+            return None
 
-    def _bulk_delete(self, queue: str, project: Project, refs: list[MessageRef], now: float) -> None:
+    def _bulk_delete(self, request: BulkDelete) -> BulkDeleted | None:
+        now = request.now
         with self.driver.lock:
-            target = self.driver.queues.get((project, queue))
-            if target is None:
-                return
-            for ref in refs:
-                message = target.find(ref, now)
-                if message is not None and not message.claimed(now):
-                    target.remove(message)
+            queue = self.driver.queues.get((request.project, request.queue))
+            if queue is None:
+                return None
+            found = [m for m in (queue.find(ref, now) for ref in request.refs) if m is not None]
+            if request.claim_id is None:
+                doomed = [m for m in found if not m.claimed(now)]
+            else:
+                doomed = [m for m in found if m.held_by(request.claim_id, now)]
+            for message in doomed:
+                queue.remove(message)
+            claim = queue.claims.get(request.claim_id) if request.claim_id else None
+            return BulkDeleted(len(doomed), claim is not None and claim.expires > now)
 
-    def _pop(self, queue: str, project: Project, limit: int, now: float) -> list[StoredMessage]:
+    def _pop(self, queue: str, project: Project, limit: int, now: float) -> Rows | None:
         with self.driver.lock:
             target = self.driver.queue(queue, project, now)
+            if target is None:
+                return None
             popped = target.eligible(now, limit)
             for message in popped:
                 target.remove(message)
-            return [message.stored(now) for message in popped]
+            return target.rows(popped)
 
 
 class MemoryClaims(ClaimBase):
     driver: MemoryDriver
 
-    def _create(
-        self, queue: str, project: Project, terms: ClaimTerms, limit: int, now: float
-    ) -> tuple[str | None, list[StoredMessage]]:
+    def _create(self, request: ClaimRequest) -> Rows | None:
         with self.driver.lock:
-            target = self.driver.queue(queue, project, now)
-            chosen = target.eligible(now, limit)
-            if not chosen:
-                return None, []
-            claim = _Claim(tokens.new_claim_id(), terms.ttl, now, now + terms.ttl)
-            target.claims[claim.id] = claim
-            for message in chosen:
-                message.claim = claim
-                message.expires = max(message.expires, claim.expires + terms.grace)
-            return claim.id, [message.stored(now) for message in chosen]
-
-    def _get(
-        self, queue: str, project: Project, claim_id: str, now: float
-    ) -> tuple[StoredClaim, list[StoredMessage]] | None:
-        with self.driver.lock:
-            target = self.driver.queue(queue, project, now)
-            claim = target.claims.get(claim_id)
-            if claim is None or not claim.live(now):
+            queue = self.driver.queue(request.queue, request.project, request.now)
+            if queue is None:
                 return None
-            held = [message.stored(now) for message in target.held_by(claim, now)]
-            return StoredClaim(claim.id, claim.ttl, claim.created), held
+            chosen = queue.eligible(request.now, request.limit)
+            if chosen:
+                queue.claims[request.claim_id] = StoredClaim(request.ttl, request.now, request.expires)
+            for message in chosen:
+                message.claim_id, message.claim_expires = request.claim_id, request.expires
+                message.expires = max(message.expires, request.message_floor)
+            return queue.rows(chosen)
 
-    def _update(self, queue: str, project: Project, claim_id: str, terms: ClaimTerms, now: float) -> bool:
+    def _get(self, queue: str, project: Project, claim_id: str, now: float) -> ClaimRead | None:
         with self.driver.lock:
             target = self.driver.queue(queue, project, now)
+            if target is None:
+                return None
             claim = target.claims.get(claim_id)
-            if claim is None or not claim.live(now):
+            if claim is None or not claim.expires > now:
+                return ClaimRead(target.incarnation, None)
+            held = [m.row() for m in target.visible.values() if m.held_by(claim_id, now)]
+            return ClaimRead(target.incarnation, claim, held)
+
+    def _update(self, request: Renewal) -> bool | None:
+        now = request.now
+        with self.driver.lock:
+            queue = self.driver.queue(request.queue, request.project, now)
+            if queue is None:
+                return None
+            claim = queue.claims.get(request.claim_id)
+            if claim is None or not claim.expires > now:
                 return False
-            claim.ttl, claim.expires = terms.ttl, now + terms.ttl
-            for message in target.held_by(claim, now):
-                message.expires = max(message.expires, claim.expires + terms.grace)
+            queue.claims[request.claim_id] = StoredClaim(request.ttl, claim.created, request.expires)
+            for message in queue.visible.values():
+                if message.held_by(request.claim_id, now):
+                    message.claim_expires = request.expires
+                    message.expires = max(message.expires, request.message_floor)
             return True
 
     def _delete(self, queue: str, project: Project, claim_id: str, now: float) -> None:
         with self.driver.lock:
             target = self.driver.queues.get((project, queue))
-            claim = target.claims.pop(claim_id, None) if target is not None else None
-            if target is None or claim is None:
+            if target is None or target.claims.pop(claim_id, None) is None:
                 return
             for message in target.messages.values():
-                if message.claim is claim:
-                    message.claim = None
+                if message.claim_id == claim_id:
+                    message.claim_id = message.claim_expires = None

@@ -10,9 +10,10 @@ URIs (any SQLAlchemy URL of these backends)::
 Without a named DBAPI the installed one is used (``pip install 'marconi[postgresql]'`` or ``'marconi[mysql]'``).
 
 Capabilities: fifo, observer_once, claims, delay, pop, durable, multiprocess; an in-memory SQLite database is
-neither durable nor shared between processes. Options: ``conflict_timeout`` (seconds, default 10: how long a
-call waits for locks; a post then raises MessageConflict having written nothing), ``table_prefix`` (default
-``marconi_``), and SQLAlchemy pool options (``pool_size``, ``max_overflow``, ``pool_recycle``, ``echo``).
+neither durable nor shared between processes. Options: the core ones (``conflict_timeout`` bounds every lock
+wait: a post then raises MessageConflict having written nothing), ``table_prefix`` (default ``marconi_``), and
+SQLAlchemy pool options (``pool_size``, ``max_overflow``, ``pool_recycle``, ``pool_timeout``,
+``pool_pre_ping``, ``echo``). Query options of the URI go to the DBAPI; only known ones are accepted.
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
-from marconi.storage.base import DEFAULT_GC_INTERVAL, Capability, DriverBase
-from marconi.storage.clock import Clock
-from marconi.storage.errors import BackendError, InvalidInput
-from marconi.storage.validation import Limits
+from marconi.storage import validation
+from marconi.storage.base import Capability, DriverBase
+from marconi.storage.failures import Failure
+from marconi.storage.validation import Option
 
 from . import queues, schema
 from .claims import SQLClaims
@@ -38,9 +38,8 @@ from .queues import SQLQueues
 
 __all__ = ["SQLDriver"]
 
-DEFAULT_CONFLICT_TIMEOUT = 10.0
 _GC_CHUNK = 1000  # rows per gc transaction: a backlog never holds locks (or SQLite's write lock) for long
-_ENGINE_OPTIONS = frozenset({"pool_size", "max_overflow", "pool_recycle", "pool_timeout", "pool_pre_ping", "echo"})
+_ENGINE_OPTIONS = ("pool_size", "max_overflow", "pool_recycle", "pool_timeout", "pool_pre_ping", "echo")
 
 
 class SQLDriver(DriverBase):
@@ -50,41 +49,34 @@ class SQLDriver(DriverBase):
     schemes = ("sqlite", "postgresql", "mysql", "mariadb")
     CAPABILITIES = Capability.ALL
 
-    def __init__(
-        self,
-        uri: str,
-        *,
-        clock: Clock | None = None,
-        limits: Limits | None = None,
-        gc_interval: float = DEFAULT_GC_INTERVAL,
-        conflict_timeout: float = DEFAULT_CONFLICT_TIMEOUT,
-        table_prefix: str = "marconi_",
-        **engine_options: Any,
-    ) -> None:
-        super().__init__(uri, clock=clock, limits=limits, gc_interval=gc_interval)
-        if isinstance(conflict_timeout, bool) or not isinstance(conflict_timeout, (int, float)):
-            raise InvalidInput("conflict_timeout", f"must be a number of seconds, got {conflict_timeout!r}")
-        if not 0 < conflict_timeout <= 86_400:
-            raise InvalidInput(
-                "conflict_timeout", f"must be more than 0 and at most 86400 seconds, got {conflict_timeout}"
-            )
-        unknown = set(engine_options) - _ENGINE_OPTIONS
-        if unknown:
-            raise InvalidInput("options", f"unknown SQL driver options {sorted(unknown)}")
-        self.tables = schema.Tables(table_prefix)
-        self.database = Database(uri, float(conflict_timeout), **engine_options)
+    OPTIONS = {
+        "table_prefix": Option(schema.table_prefix, "marconi_", "prefix of the driver's table names"),
+        "pool_size": Option(validation.whole(1, 10_000), None, "connections kept in the pool"),
+        "max_overflow": Option(validation.whole(0, 10_000), None, "connections opened beyond pool_size"),
+        "pool_recycle": Option(validation.whole(-1, 10**9), None, "seconds before a pooled connection is renewed"),
+        "pool_timeout": Option(validation.positive_seconds, None, "seconds to wait for a pooled connection"),
+        "pool_pre_ping": Option(validation.boolean, None, "test each pooled connection before use"),
+        "echo": Option(validation.boolean, None, "log every statement (SQLAlchemy's echo)"),
+    }
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        super().__init__(uri, **options)
+        # Pool options left unset are SQLAlchemy's to default.
+        engine_options = {name: self.options[name] for name in _ENGINE_OPTIONS if self.options[name] is not None}
+        self.tables = schema.Tables(self.options["table_prefix"])
+        self.database = Database(uri, self.conflict_timeout, **engine_options)
         try:
-            schema.create(self.database, self.tables)
+            self.call("schema", lambda: schema.create(self.database, self.tables), idempotent=True)
             self.database.connected()
-        except exc.SQLAlchemyError as error:
-            self.database.close()
-            raise BackendError(f"cannot prepare the {self.database.backend} schema: {error}") from error
         except BaseException:
             self.database.close()
             raise
         self._queue_controller = SQLQueues(self)
         self._message_controller = SQLMessages(self)
         self._claim_controller = SQLClaims(self)
+
+    def classify(self, error: BaseException) -> Failure | None:
+        return self.database.classify(error)
 
     @property
     def engine(self) -> sa.Engine:

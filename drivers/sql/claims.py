@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from marconi.storage import tokens
-from marconi.storage.base import ClaimBase, Project, StoredClaim, StoredMessage
-from marconi.storage.validation import ClaimTerms
+from marconi.storage.base import ClaimBase
+from marconi.storage.hooks import ClaimRead, ClaimRequest, Project, Renewal, Rows, StoredClaim
 
 from . import queues
 from .messages import oldest_eligible
-from .queues import QueueRow, message_columns, on_queue, stored_message
+from .queues import QueueRow, message_columns, on_queue, row_of
 
 if TYPE_CHECKING:
     from . import SQLDriver
@@ -37,81 +36,76 @@ class SQLClaims(ClaimBase):
     def _tables(self) -> Tables:
         return self.driver.tables
 
-    def _create(
-        self, queue: str, project: Project, terms: ClaimTerms, limit: int, now: float
-    ) -> tuple[str | None, list[StoredMessage]]:
+    def _create(self, request: ClaimRequest) -> Rows | None:
         t = self._tables
         m = t.messages.c
         skip_locked = self.driver.database.skip_locked
-        expires = now + terms.ttl
-        floor = expires + terms.grace
+        now = request.now
 
-        def work(connection: Connection, row: QueueRow) -> tuple[str | None, list[StoredMessage]]:
-            chosen = connection.execute(oldest_eligible(t, row.id, now, limit, skip_locked)).all()
+        def work(connection: Connection, row: QueueRow) -> Rows:
+            chosen = connection.execute(oldest_eligible(t, row.id, now, request.limit, skip_locked)).all()
             if not chosen:
-                return None, []
-            claim_id = tokens.new_claim_id()
+                return Rows(row.id)
             numbers = [int(r.number) for r in chosen]
             connection.execute(
-                sa.insert(t.claims).values(id=claim_id, queue_id=row.id, ttl=terms.ttl, created=now, expires=expires)
+                sa.insert(t.claims).values(
+                    id=request.claim_id, queue_id=row.id, ttl=request.ttl, created=now, expires=request.expires
+                )
             )
             connection.execute(
                 sa.update(t.messages)
                 .where(m.queue_id == row.id, m.number.in_(numbers))
-                .values(claim_id=claim_id, claim_expires=expires, expires=at_least(m.expires, floor))
-            )
-            return claim_id, [
-                StoredMessage(
-                    tokens.encode_pair(row.id, int(r.number)), r.body, r.created, max(r.expires, floor), claim_id
+                .values(
+                    claim_id=request.claim_id,
+                    claim_expires=request.expires,
+                    expires=at_least(m.expires, request.message_floor),
                 )
-                for r in chosen
-            ]
+            )
+            return Rows(row.id, [row_of(r) for r in chosen])
 
-        return on_queue(self.driver.database, t, queue, project, now, work, write=True, hands_out=True)
+        return on_queue(self.driver.database, t, request.queue, request.project, now, work, write=True, hands_out=True)
 
-    def _get(
-        self, queue: str, project: Project, claim_id: str, now: float
-    ) -> tuple[StoredClaim, list[StoredMessage]] | None:
+    def _get(self, queue: str, project: Project, claim_id: str, now: float) -> ClaimRead | None:
         t = self._tables
         c, m = t.claims.c, t.messages.c
 
-        def work(connection: Connection, row: QueueRow) -> tuple[StoredClaim, list[StoredMessage]] | None:
+        def work(connection: Connection, row: QueueRow) -> ClaimRead:
             claim = connection.execute(
-                sa.select(c.ttl, c.created).where(c.id == claim_id, c.queue_id == row.id, c.expires > now)
+                sa.select(c.ttl, c.created, c.expires).where(c.id == claim_id, c.queue_id == row.id, c.expires > now)
             ).first()
             if claim is None:
-                return None
+                return ClaimRead(row.id, None)
             held = connection.execute(
                 sa.select(*message_columns(t))
                 .where(m.claim_id == claim_id, m.queue_id == row.id, m.claim_expires > now, m.expires > now)
                 .order_by(m.position)
             ).all()
-            return StoredClaim(claim_id, int(claim.ttl), claim.created), [stored_message(row.id, r, now) for r in held]
+            stored = StoredClaim(int(claim.ttl), claim.created, claim.expires)
+            return ClaimRead(row.id, stored, [row_of(r) for r in held])
 
         return on_queue(self.driver.database, t, queue, project, now, work, write=False)
 
-    def _update(self, queue: str, project: Project, claim_id: str, terms: ClaimTerms, now: float) -> bool:
+    def _update(self, request: Renewal) -> bool | None:
         t = self._tables
         c, m = t.claims.c, t.messages.c
-        expires = now + terms.ttl
-        floor = expires + terms.grace
+        now, claim_id = request.now, request.claim_id
 
         def work(connection: Connection, row: QueueRow) -> bool:
             renewed = connection.execute(
                 sa.update(t.claims)
                 .where(c.id == claim_id, c.queue_id == row.id, c.expires > now)
-                .values(ttl=terms.ttl, expires=expires)
+                .values(ttl=request.ttl, expires=request.expires)
             ).rowcount
             if not renewed:
                 return False
             connection.execute(
                 sa.update(t.messages)
                 .where(m.claim_id == claim_id, m.queue_id == row.id, m.claim_expires > now, m.expires > now)
-                .values(claim_expires=expires, expires=at_least(m.expires, floor))
+                .values(claim_expires=request.expires, expires=at_least(m.expires, request.message_floor))
             )
             return True
 
-        return on_queue(self.driver.database, t, queue, project, now, work, write=True)
+        return on_queue(self.driver.database, t, request.queue, request.project, now, work, write=True)
 
     def _delete(self, queue: str, project: Project, claim_id: str, now: float) -> None:
         t = self._tables

@@ -1,39 +1,34 @@
-"""The database behind a SQL driver: one engine per URI, transactions with bounded retry, error translation.
+"""The database behind a SQL driver: one engine per URI, one transaction per :meth:`Database.run`.
 
 Guarantees: every transaction runs at READ COMMITTED on PostgreSQL and MariaDB/MySQL, and as a SQLite
-``BEGIN IMMEDIATE`` (writes) or ``BEGIN`` (reads); a lock is never waited on longer than ``conflict_timeout``;
-deadlocks and serialization failures are retried until that deadline; no SQLAlchemy or DBAPI exception leaves
-:meth:`Database.run` (they become ``BackendError``, or the caller's conflict error when time runs out).
+``BEGIN IMMEDIATE`` (writes) or ``BEGIN`` (reads); a lock is never waited on longer than what is left of the
+call's ``conflict_timeout`` (the core retries deadlocks within it); a failure while committing, whose outcome
+is unknown, is ``BackendError`` at once and never retried. What the backend's errors mean is
+:meth:`Database.classify`'s business; the core's retry loop (``marconi.storage.failures``) acts on it.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import logging
 import math
-import random
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from marconi.storage.errors import BackendError, DriverLoadError, InvalidInput, StorageError
+from marconi.storage import failures
+from marconi.storage.errors import BackendError, InvalidInput
+from marconi.storage.failures import Failure
+
+from .urls import is_memory, kind_of, missing_dbapi, resolve
 
 T = TypeVar("T")
-
-#: The DBAPI to use when a URI names none, by backend: SQLAlchemy's default first, then the one our extras install.
-_DBAPIS: dict[str, tuple[tuple[str, str], ...]] = {
-    "postgresql": (("psycopg2", "psycopg2"), ("psycopg", "psycopg")),
-    "mysql": (("mysqldb", "MySQLdb"), ("pymysql", "pymysql")),
-    "mariadb": (("mysqldb", "MySQLdb"), ("pymysql", "pymysql")),
-}
-_EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mariadb", "sqlite": "sqlite"}
 
 # Error codes that mean "another transaction was in the way": retry while time remains.
 _PG_RETRY = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
@@ -51,48 +46,23 @@ _SQLITE_BEGIN_WRITE = "BEGIN IMMEDIATE"
 _SQLITE_BEGIN_READ = "BEGIN"
 _WRITE_OPTION = "marconi_write"
 
-_TRANSIENT, _TIMEOUT, _DISCONNECT, _FATAL = "transient", "timeout", "disconnect", "fatal"
+# SQLAlchemy's pool logs the failed reset of a connection a server has killed with a full traceback, through
+# Python's last-resort handler when the application configured no logging. The driver recovers on its own;
+# the pool's record of it belongs to whoever configures logging, not on a user's terminal.
+logging.getLogger("sqlalchemy.pool").addHandler(logging.NullHandler())
 
 
-def _missing_dbapi(backend: str, detail: str) -> DriverLoadError:
-    extra = _EXTRAS.get(backend, "all")
-    return DriverLoadError(
-        f"no usable DBAPI for {backend!r} URIs ({detail}); install one with: pip install 'marconi[{extra}]'"
-    )
-
-
-def resolve_url(uri: str) -> URL:
-    """The SQLAlchemy URL for ``uri``, naming an installed DBAPI when the URI names none."""
-    try:
-        url = sa.make_url(uri)
-    except exc.ArgumentError as error:
-        raise InvalidInput("uri", f"is not a SQLAlchemy database URL: {error}") from None
-    backend = url.get_backend_name()
-    if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
-        raise InvalidInput("uri", f"names {backend!r}; the SQL driver serves sqlite, postgresql, mysql, mariadb")
-    if "+" not in url.drivername and backend in _DBAPIS:
-        for driver, module in _DBAPIS[backend]:
-            if importlib.util.find_spec(module) is not None:
-                return url.set(drivername=f"{backend}+{driver}")
-        raise _missing_dbapi(backend, f"none of {', '.join(m for _, m in _DBAPIS[backend])} is installed")
-    return url
-
-
-def kind_of(backend: str) -> str:
-    """``sqlite``, ``postgresql``, or ``mysql`` for MySQL and MariaDB alike."""
-    return "mysql" if backend in ("mysql", "mariadb") else backend
-
-
-def is_memory(url: URL) -> bool:
-    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+class Contention(Exception):
+    """The database was not ours in time (SQLite in memory: another thread held its one connection)."""
 
 
 class Database:
-    """One backend: its engine and its dialect's abilities, and :meth:`run` for every transaction."""
+    """One backend: its engine and its dialect's abilities, :meth:`run` for every transaction, and what its
+    errors mean."""
 
     def __init__(self, uri: str, conflict_timeout: float, **engine_options: Any) -> None:
         self.conflict_timeout = conflict_timeout
-        self.url = resolve_url(uri)
+        self.url = resolve(uri)
         self.backend = self.url.get_backend_name()
         self.in_memory = is_memory(self.url)
         #: Held for each whole transaction on an in-memory SQLite database, whose one connection all threads share.
@@ -102,7 +72,7 @@ class Database:
         self.update_returning = bool(self.engine.dialect.update_returning)
         self.skip_locked = self.kind == "postgresql"  # MySQL-family decided once connected (server version)
         dbapi: Any = self.engine.dialect.loaded_dbapi
-        self._dbapi_error: type[Exception] = dbapi.Error
+        self.dbapi_error: type[Exception] = dbapi.Error
 
     def _create_engine(self, options: dict[str, Any]) -> Engine:
         timeout = self.conflict_timeout
@@ -118,12 +88,11 @@ class Database:
             options.setdefault("pool_timeout", timeout)  # waiting for a pooled connection is contention too
         if self.kind == "mysql":
             options.setdefault("pool_recycle", 3600)
-            if "charset" not in self.url.query:
-                connect_args["charset"] = "utf8mb4"
+            connect_args["charset"] = "utf8mb4"
         try:
             engine = sa.create_engine(self.url, connect_args=connect_args, **options)
         except (ImportError, exc.NoSuchModuleError) as error:
-            raise _missing_dbapi(self.backend, str(error)) from None
+            raise missing_dbapi(self.backend, str(error)) from None
         except (exc.ArgumentError, TypeError) as error:
             raise InvalidInput("uri", f"cannot make an engine for it: {error}") from None
         event.listen(engine, "connect", self._on_connect)
@@ -171,42 +140,57 @@ class Database:
             self.skip_locked = version >= ((10, 6) if dialect.is_mariadb else (8, 0, 1))
 
     @contextmanager
-    def _turn(self, deadline: float) -> Iterator[bool]:
+    def _turn(self) -> Iterator[None]:
         if self._serial is None:
-            yield True
+            yield
             return
-        acquired = self._serial.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        attempts = failures.current()
+        wait = attempts.remaining() if attempts is not None else self.conflict_timeout
+        if not self._serial.acquire(timeout=wait):
+            raise Contention("another thread held the in-memory database for the whole conflict timeout")
         try:
-            yield acquired
+            yield
         finally:
-            if acquired:
-                self._serial.release()
+            self._serial.release()
 
-    def _classify(self, error: exc.DBAPIError) -> str:
-        if error.connection_invalidated:
-            return _DISCONNECT
-        orig = error.orig
+    def classify(self, error: BaseException) -> Failure | None:
+        """What an error raised by :meth:`run` means (``marconi.storage.failures``)."""
+        if isinstance(error, (Contention, exc.TimeoutError)):  # no turn, or no pooled connection, in time
+            return Failure.CONFLICT
+        if isinstance(error, exc.DBAPIError):
+            if error.connection_invalidated:  # lost before the commit (run says so otherwise): rolled back
+                return Failure.RECONNECT
+            return self._by_code(error.orig)
+        if isinstance(error, (exc.SQLAlchemyError, self.dbapi_error)):
+            return Failure.FATAL
+        return None
+
+    def _by_code(self, orig: BaseException | None) -> Failure:
         if self.kind == "postgresql":
             code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
             if code in _PG_RETRY:
-                return _TRANSIENT
+                return Failure.RETRY
             if code in _PG_TIMEOUT:
-                return _TIMEOUT
+                return Failure.CONFLICT
         elif self.kind == "mysql":
             args = getattr(orig, "args", ())
             code = args[0] if args and isinstance(args[0], int) else None
             if code in _MYSQL_RETRY:
-                return _TRANSIENT
+                return Failure.RETRY
             if code in _MYSQL_TIMEOUT:
-                return _TIMEOUT
+                return Failure.CONFLICT
         else:
             code = getattr(orig, "sqlite_errorcode", None)
             if isinstance(code, int) and code & 0xFF in _SQLITE_BUSY:
-                return _TIMEOUT
-        return _FATAL
+                return Failure.CONFLICT  # the busy timeout has already waited
+        return Failure.FATAL
 
-    def _limit_lock_wait(self, connection: Connection, remaining: float) -> bool:
+    def _limit_lock_wait(self, connection: Connection) -> bool:
         """On a retry, wait for locks no longer than what is left; True if the session must be discarded."""
+        attempts = failures.current()
+        if attempts is None or attempts.number == 1:
+            return False
+        remaining = attempts.remaining()
         if self.kind == "postgresql":
             connection.execute(_SET_PG_LOCAL_LOCK_TIMEOUT, {"value": f"{max(1, math.ceil(remaining * 1000))}ms"})
         elif self.kind == "mysql":
@@ -214,76 +198,33 @@ class Database:
             return True
         return False
 
-    def run(
-        self,
-        work: Callable[[Connection], T],
-        *,
-        write: bool = True,
-        conflict: Callable[[str], StorageError] | None = None,
-    ) -> T:
-        """Run ``work`` in one transaction and commit it; retried on deadlocks until ``conflict_timeout``.
+    def run(self, work: Callable[[Connection], T], *, write: bool = True) -> T:
+        """Run ``work`` in one transaction and commit it.
 
-        ``StorageError`` raised by ``work`` rolls back and propagates. When the deadline passes under contention,
-        ``conflict(detail)`` is raised (default ``BackendError``); nothing of ``work`` has been committed then.
+        What ``work`` raises rolls the transaction back and propagates; so do the backend's errors, for the core
+        to classify and retry. A failure during the commit itself is ``BackendError``: it may have committed.
         """
-        deadline = time.monotonic() + self.conflict_timeout
-        attempt = 0
-        disconnects = 0
-        while True:
-            attempt += 1
-            committing = False
-            try:
-                with self._turn(deadline) as turn:
-                    if not turn:
-                        raise _GaveUp("another transaction held the database for the whole conflict timeout")
-                    with self.engine.connect() as connection:
-                        connection.execution_options(**{_WRITE_OPTION: write})
-                        discard = False
-                        try:
-                            with connection.begin():
-                                if attempt > 1:
-                                    discard = self._limit_lock_wait(connection, deadline - time.monotonic())
-                                result = work(connection)
-                                committing = True
-                        finally:
-                            if discard:
-                                connection.invalidate()
-                return result
-            except StorageError:
-                raise
-            except _GaveUp as gave_up:
-                raise (conflict or BackendError)(str(gave_up)) from None
-            except exc.TimeoutError as error:  # no pooled connection in time: nothing was sent
-                detail = f"no free connection in {self.conflict_timeout:g} s: {error}"
-                raise (conflict or BackendError)(detail) from error
-            except exc.DBAPIError as error:
-                kind = self._classify(error)
-                if committing or kind == _FATAL:
-                    raise BackendError(f"{self.backend} failed: {_describe(error)}") from error
-                if kind == _DISCONNECT:
-                    disconnects += 1
-                    if disconnects > 1:
-                        raise BackendError(f"{self.backend} connection lost: {_describe(error)}") from error
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    detail = f"gave up after {attempt} attempt(s) in {self.conflict_timeout:g} s: {_describe(error)}"
-                    raise (conflict or BackendError)(detail) from error
-                time.sleep(min(remaining, random.uniform(0, min(0.2, 0.005 * 2**attempt))))
-            except exc.SQLAlchemyError as error:
-                raise BackendError(f"{self.backend} failed: {_describe(error)}") from error
-            except self._dbapi_error as error:  # raised where SQLAlchemy does not wrap (connect hooks)
-                raise BackendError(f"{self.backend} failed: {_describe(error)}") from error
+        committing = False
+        try:
+            with self._turn(), self.engine.connect() as connection:
+                connection.execution_options(**{_WRITE_OPTION: write})
+                discard = False
+                try:
+                    with connection.begin():
+                        discard = self._limit_lock_wait(connection)
+                        result = work(connection)
+                        committing = True
+                finally:
+                    if discard:
+                        connection.invalidate()
+        except (exc.SQLAlchemyError, self.dbapi_error) as error:
+            if committing:
+                raise BackendError(
+                    f"{self.backend} failed while committing; it may or may not have committed: "
+                    f"{failures.describe(error)}"
+                ) from error
+            raise
+        return result
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-class _GaveUp(Exception):
-    pass
-
-
-def _describe(error: BaseException) -> str:
-    orig = getattr(error, "orig", None)
-    text = str(orig if orig is not None else error).strip().splitlines()
-    return text[0][:300] if text else type(error).__name__

@@ -12,20 +12,29 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from marconi.storage import tokens
-from marconi.storage.base import MessageBase, MessageRef, Position, Project, StoredMessage
-from marconi.storage.errors import MessageConflict, MessageIsClaimed, MessageNotClaimedBy, QueueDoesNotExist
-from marconi.storage.validation import NewMessage
+from marconi.storage.base import MessageBase
+from marconi.storage.hooks import (
+    BulkDelete,
+    BulkDeleted,
+    Holder,
+    Listed,
+    ListRequest,
+    MessageDelete,
+    MessageRef,
+    Posted,
+    PostRequest,
+    Project,
+    Rows,
+)
 
 from . import queues
-from .queues import QueueRow, message_columns, named, on_queue, stored_message
+from .queues import QueueRow, message_columns, named, on_queue, row_of
 
 if TYPE_CHECKING:
     from . import SQLDriver
     from .schema import Tables
 
 _INSERT_CHUNK = 1000  # rows per INSERT: keeps every statement under the backends' bound-parameter limits
-_DELETE_ATTEMPTS = 3
 
 
 def unclaimed(tables: Tables, now: float) -> sa.ColumnElement[bool]:
@@ -67,36 +76,24 @@ class SQLMessages(MessageBase):
 
     # -- post ----------------------------------------------------------------------------------------------------
 
-    def _post(
-        self, queue: str, project: Project, messages: list[NewMessage], client_uuid: str, now: float
-    ) -> list[str]:
-        visible = sum(1 for new in messages if new.delay == 0)
-        delays = [now + new.delay for new in messages if new.delay > 0]
-        first_due = min(delays) if delays else None
+    def _post(self, request: PostRequest) -> Posted | None:
+        def work(connection: Connection) -> Posted | None:
+            taken = self._take_counters(connection, request)
+            if taken is None:
+                return None
+            start, queue_row = taken
+            return self._insert(connection, queue_row, start, request)
 
-        def work(connection: Connection) -> list[str]:
-            start, queue_row = self._take_counters(connection, queue, project, len(messages), visible, first_due, now)
-            return self._insert(connection, queue_row, start, messages, client_uuid, now)
+        return self.driver.database.run(work)
 
-        def conflict(detail: str) -> MessageConflict:
-            return MessageConflict(queue, project, detail)
+    def _take_counters(self, connection: Connection, request: PostRequest) -> tuple[int, QueueRow] | None:
+        """Lock the queue row and reserve the batch's numbers and positions, promoting due messages first.
 
-        return self.driver.database.run(work, conflict=conflict)
-
-    def _take_counters(
-        self,
-        connection: Connection,
-        queue: str,
-        project: Project,
-        count: int,
-        visible: int,
-        first_due: float | None,
-        now: float,
-    ) -> tuple[int, QueueRow]:
-        """Lock the queue row and reserve ``count`` numbers and ``visible`` positions, promoting due messages first.
-
-        Returns the last position before the batch's and the queue row as it is after the batch.
+        Returns the last position before the batch's and the queue row as it is after the batch; None if there
+        is no such queue.
         """
+        queue, project, now = request.queue, request.project, request.now
+        count, visible, first_due = len(request.messages), request.visible, request.first_due
         t = self._tables
         q = t.queues.c
         if self.driver.database.update_returning:
@@ -112,7 +109,7 @@ class SQLMessages(MessageBase):
                 .returning(q.id, q.last_position, q.last_number, q.next_due)
             ).first()
             if row is None:
-                raise QueueDoesNotExist(queue, project)
+                return None
             after = QueueRow(int(row.id), int(row.last_position), int(row.last_number), row.next_due)
             start = after.last_position - visible
             if not after.due(now):  # next_due <= now after the update only if it was before
@@ -130,7 +127,7 @@ class SQLMessages(MessageBase):
             return start + promoted, after
         before = queues.lock(connection, t, named(t, queue, project))
         if before is None:
-            raise QueueDoesNotExist(queue, project)
+            return None
         start, next_due = before.last_position, before.next_due
         if before.due(now):
             promoted, next_due = queues.due_messages(connection, t, before.id, start, now)
@@ -145,157 +142,137 @@ class SQLMessages(MessageBase):
         )
         return start, after
 
-    def _insert(
-        self,
-        connection: Connection,
-        queue: QueueRow,
-        start: int,
-        messages: list[NewMessage],
-        client_uuid: str,
-        now: float,
-    ) -> list[str]:
-        number = queue.last_number - len(messages)
+    def _insert(self, connection: Connection, queue: QueueRow, start: int, request: PostRequest) -> Posted:
+        number = queue.last_number - len(request.messages)
         position = start
         rows: list[dict[str, Any]] = []
-        for new in messages:
+        for new in request.messages:
             number += 1
-            if new.delay == 0:
+            if not new.delayed:
                 position += 1
             rows.append(
                 {
                     "queue_id": queue.id,
                     "number": number,
-                    "position": position if new.delay == 0 else None,
-                    "client": client_uuid,
+                    "position": None if new.delayed else position,
+                    "client": request.client,
                     "body": new.body,
-                    "created": now,
-                    "expires": now + new.ttl,
-                    "visible_at": now + new.delay,
+                    "created": request.now,
+                    "expires": new.expires,
+                    "visible_at": new.visible_at,
                     "claim_id": None,
                     "claim_expires": None,
                 }
             )
         for first in range(0, len(rows), _INSERT_CHUNK):
             connection.execute(sa.insert(self._tables.messages).values(rows[first : first + _INSERT_CHUNK]))
-        return [tokens.encode_pair(queue.id, row["number"]) for row in rows]
+        return Posted(queue.id, [row["number"] for row in rows])
 
     # -- reads ---------------------------------------------------------------------------------------------------
 
-    def _bulk_get(self, queue: str, project: Project, refs: list[MessageRef], now: float) -> list[StoredMessage]:
+    def _bulk_get(self, queue: str, project: Project, refs: list[MessageRef], now: float) -> Rows | None:
         t = self._tables
         m = t.messages.c
 
-        def work(connection: Connection, row: QueueRow) -> list[StoredMessage]:
+        def work(connection: Connection, row: QueueRow) -> Rows:
             numbers = [number for incarnation, number in refs if incarnation == row.id]
             if not numbers:
-                return []
+                return Rows(row.id)
             query = sa.select(*message_columns(t)).where(m.queue_id == row.id, m.number.in_(numbers), m.expires > now)
-            found = {int(r.number): stored_message(row.id, r, now) for r in connection.execute(query)}
-            return [found[number] for number in numbers if number in found]
+            return Rows(row.id, [row_of(r) for r in connection.execute(query)])
 
         return on_queue(self.driver.database, t, queue, project, now, work, write=False)
 
-    def _list(
-        self,
-        queue: str,
-        project: Project,
-        after: Position | None,
-        limit: int,
-        hide_from: str | None,
-        include_claimed: bool,
-        now: float,
-    ) -> tuple[list[StoredMessage], str]:
+    def _list(self, request: ListRequest) -> Listed | None:
         t = self._tables
         m = t.messages.c
+        now = request.now
 
-        def work(connection: Connection, row: QueueRow) -> tuple[list[StoredMessage], str]:
-            start = after[1] if after is not None and after[0] == row.id else 0
-            query = sa.select(m.position, *message_columns(t)).where(
-                m.queue_id == row.id, m.position > start, m.expires > now
+        def work(connection: Connection, row: QueueRow) -> Listed:
+            query = sa.select(*message_columns(t)).where(
+                m.queue_id == row.id, m.position > request.after, m.expires > now
             )
-            if not include_claimed:
+            if not request.include_claimed:
                 query = query.where(unclaimed(t, now))
-            if hide_from is not None:
-                query = query.where(m.client != hide_from)
-            page = connection.execute(query.order_by(m.position).limit(limit)).all()
-            if len(page) == limit:
-                end = int(page[-1].position)
-            else:
-                # A short page examined the whole queue as of the counter read before it: every position up to
-                # that counter had committed with it (READ COMMITTED), so the marker may move past all of them.
-                end = max(start, row.last_position, int(page[-1].position) if page else 0)
-            return [stored_message(row.id, r, now) for r in page], tokens.encode_pair(row.id, end)
+            if request.hide_client is not None:
+                query = query.where(m.client != request.hide_client)
+            page = connection.execute(query.order_by(m.position).limit(request.limit)).all()
+            # The counter was read before the page (READ COMMITTED): every position up to it had committed.
+            return Listed(row.id, [row_of(r) for r in page], row.last_position)
 
-        return on_queue(self.driver.database, t, queue, project, now, work, write=False)
+        return on_queue(self.driver.database, t, request.queue, request.project, now, work, write=False)
 
     # -- deletes -------------------------------------------------------------------------------------------------
 
-    def _delete(
-        self, queue: str, project: Project, ref: MessageRef, message_id: str, claim: str | None, now: float
-    ) -> None:
+    def _delete(self, request: MessageDelete) -> Holder | None:
         t = self._tables
         m = t.messages.c
-        incarnation, number = ref
+        incarnation, number = request.ref
+        claim, now = request.claim_id, request.now
         target = sa.and_(
             m.queue_id == incarnation,
             m.number == number,
-            m.queue_id.in_(queues.queue_ids(t, queue, project)),
+            m.queue_id.in_(queues.queue_ids(t, request.queue, request.project)),
             m.expires > now,
         )
         held = sa.and_(m.claim_id == claim, m.claim_expires > now) if claim is not None else unclaimed(t, now)
         delete = sa.delete(t.messages).where(target, held)
         inspect = sa.select(m.claim_id, m.claim_expires).where(target)
 
-        def work(connection: Connection) -> None:
-            for _ in range(_DELETE_ATTEMPTS):
-                if connection.execute(delete).rowcount:
-                    return
-                row = connection.execute(inspect).first()
-                if row is None:  # missing, expired, or not in this queue: nothing to do
-                    return
-                holder = row.claim_id if row.claim_expires is not None and row.claim_expires > now else None
-                if holder is not None and claim is None:
-                    raise MessageIsClaimed(message_id)
-                if claim is not None and claim != holder:
-                    raise MessageNotClaimedBy(message_id, claim)
-                # Its claim changed between the two statements: try the delete again.
+        def work(connection: Connection) -> Holder | None:
+            if connection.execute(delete).rowcount:
+                return None
+            row = connection.execute(inspect).first()
+            return None if row is None else Holder(row.claim_id, row.claim_expires)
 
-        self.driver.database.run(work)
+        return self.driver.database.run(work)
 
-    def _bulk_delete(self, queue: str, project: Project, refs: list[MessageRef], now: float) -> None:
+    def _bulk_delete(self, request: BulkDelete) -> BulkDeleted | None:
         t = self._tables
-        m = t.messages.c
+        m, c = t.messages.c, t.claims.c
+        now, claim = request.now, request.claim_id
 
-        def work(connection: Connection) -> None:
-            row = queues.find(connection, t, queue, project)
-            numbers = [number for incarnation, number in refs if row is not None and incarnation == row.id]
-            if row is None or not numbers:
-                return
-            mine = sa.and_(m.queue_id == row.id, m.number.in_(numbers))
+        def work(connection: Connection) -> BulkDeleted | None:
+            row = queues.find(connection, t, request.queue, request.project)
+            if row is None:
+                return None
+            numbers = [number for incarnation, number in request.refs if incarnation == row.id]
+            held = unclaimed(t, now) if claim is None else sa.and_(m.claim_id == claim, m.claim_expires > now)
             # Lock in primary-key order, so concurrent bulk deletes cannot deadlock one another.
-            locked = list(
-                connection.execute(
-                    sa.select(m.number)
-                    .where(mine, m.expires > now, unclaimed(t, now))
-                    .order_by(m.number)
-                    .with_for_update()
-                ).scalars()
+            locked = (
+                list(
+                    connection.execute(
+                        sa.select(m.number)
+                        .where(m.queue_id == row.id, m.number.in_(numbers), m.expires > now, held)
+                        .order_by(m.number)
+                        .with_for_update()
+                    ).scalars()
+                )
+                if numbers
+                else []
             )
             if locked:
                 connection.execute(sa.delete(t.messages).where(m.queue_id == row.id, m.number.in_(locked)))
+                return BulkDeleted(len(locked))
+            if claim is None:
+                return BulkDeleted(0)
+            live = connection.execute(
+                sa.select(c.id).where(c.id == claim, c.queue_id == row.id, c.expires > now)
+            ).first()
+            return BulkDeleted(0, claim_live=live is not None)
 
-        self.driver.database.run(work)
+        return self.driver.database.run(work)
 
-    def _pop(self, queue: str, project: Project, limit: int, now: float) -> list[StoredMessage]:
+    def _pop(self, queue: str, project: Project, limit: int, now: float) -> Rows | None:
         t = self._tables
         m = t.messages.c
         skip_locked = self.driver.database.skip_locked
 
-        def work(connection: Connection, row: QueueRow) -> list[StoredMessage]:
+        def work(connection: Connection, row: QueueRow) -> Rows:
             chosen = connection.execute(oldest_eligible(t, row.id, now, limit, skip_locked)).all()
             if chosen:
                 numbers = [int(r.number) for r in chosen]
                 connection.execute(sa.delete(t.messages).where(m.queue_id == row.id, m.number.in_(numbers)))
-            return [stored_message(row.id, r, now) for r in chosen]
+            return Rows(row.id, [row_of(r) for r in chosen])
 
         return on_queue(self.driver.database, t, queue, project, now, work, write=True, hands_out=True)

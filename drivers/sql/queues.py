@@ -14,9 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
-from marconi.storage.base import Project, QueueBase, QueueCounts, StoredMessage
-from marconi.storage.errors import QueueDoesNotExist
-from marconi.storage.tokens import encode_pair
+from marconi.storage.base import QueueBase
+from marconi.storage.hooks import Project, QueueCounts, Row
 
 if TYPE_CHECKING:
     from . import SQLDriver
@@ -134,8 +133,8 @@ def on_queue(
     *,
     write: bool,
     hands_out: bool = False,
-) -> T:
-    """Run ``work`` on the queue as it is now, due delayed messages promoted. QueueDoesNotExist if absent.
+) -> T | None:
+    """Run ``work`` on the queue as it is now, due delayed messages promoted; None if there is no such queue.
 
     ``hands_out``: ``work`` hands out the oldest eligible messages (claim, pop). On MySQL-family these take turns
     on the queue row's lock, with each other and with posts: there a locking read sees a post's rows commit one by
@@ -145,7 +144,7 @@ def on_queue(
     """
     take_turns = hands_out and database.kind == "mysql"
 
-    def attempt(connection: Connection, may_promote: bool) -> T | _Promote:
+    def attempt(connection: Connection, may_promote: bool) -> T | _Promote | None:
         if take_turns:
             queue = lock(connection, tables, named(tables, name, project))
         else:
@@ -155,7 +154,7 @@ def on_queue(
                 return _PROMOTE
             queue = promote(connection, tables, named(tables, name, project), now)
         if queue is None:
-            raise QueueDoesNotExist(name, project)
+            return None
         return work(connection, queue)
 
     if not write:
@@ -167,15 +166,15 @@ def on_queue(
     return written
 
 
-def stored_message(queue_id: int, row: Any, now: float) -> StoredMessage:
-    """A messages row (number, body, created, expires, claim_id, claim_expires) as the base wants it."""
-    live_claim = row.claim_id if row.claim_expires is not None and row.claim_expires > now else None
-    return StoredMessage(encode_pair(queue_id, int(row.number)), row.body, row.created, row.expires, live_claim)
+def row_of(row: Any) -> Row:
+    """A messages row (``message_columns``) as the base wants it."""
+    position = None if row.position is None else int(row.position)
+    return Row(int(row.number), row.body, row.created, row.expires, row.claim_id, row.claim_expires, position)
 
 
 def message_columns(tables: Tables) -> list[sa.ColumnElement[Any]]:
     m = tables.messages.c
-    return [m.number, m.body, m.created, m.expires, m.claim_id, m.claim_expires]
+    return [m.number, m.body, m.created, m.expires, m.claim_id, m.claim_expires, m.position]
 
 
 class SQLQueues(QueueBase):
@@ -204,13 +203,11 @@ class SQLQueues(QueueBase):
 
         return self.driver.database.run(work)
 
-    def _get(self, name: str, project: Project) -> str:
+    def _get(self, name: str, project: Project) -> str | None:
         t = self._tables
         query = sa.select(t.queues.c.metadata).where(named(t, name, project))
         metadata = self.driver.database.run(lambda connection: connection.execute(query).scalar(), write=False)
-        if metadata is None:
-            raise QueueDoesNotExist(name, project)
-        return str(metadata)
+        return None if metadata is None else str(metadata)
 
     def _list(
         self, project: Project, marker: str | None, limit: int, detailed: bool
@@ -241,7 +238,7 @@ class SQLQueues(QueueBase):
 
         self.driver.database.run(work)
 
-    def _stats(self, name: str, project: Project, now: float) -> QueueCounts:
+    def _stats(self, name: str, project: Project, now: float) -> QueueCounts | None:
         t = self._tables
         m = t.messages.c
 
@@ -262,11 +259,12 @@ class SQLQueues(QueueBase):
             oldest = connection.execute(visible.order_by(m.position)).first()
             newest = connection.execute(visible.order_by(m.position.desc())).first() if oldest else None
             return QueueCounts(
+                incarnation=queue.id,
                 claimed=int(claimed),
                 free=int(total) - int(claimed) - int(delayed),
                 total=int(total),
-                oldest=stored_message(queue.id, oldest, now) if oldest else None,
-                newest=stored_message(queue.id, newest, now) if newest else None,
+                oldest=row_of(oldest) if oldest else None,
+                newest=row_of(newest) if newest else None,
             )
 
         return on_queue(self.driver.database, t, name, project, now, work, write=False)

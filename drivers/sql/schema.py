@@ -13,10 +13,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc
 from sqlalchemy.dialects import mysql
 from sqlalchemy.schema import CreateIndex, CreateTable, ExecutableDDLElement
 
 from marconi.storage.errors import BackendError, InvalidInput
+from marconi.storage.validation import describe
 
 if TYPE_CHECKING:
     from .engine import Database
@@ -45,15 +47,20 @@ def token(length: int) -> sa.CHAR:
     return sa.CHAR(length).with_variant(mysql.CHAR(length, charset="ascii", collation="ascii_bin"), *_MYSQL)
 
 
+def table_prefix(value: object, field: str = "table_prefix") -> str:
+    """An option check: 1-41 characters of A-Z a-z 0-9 _, not starting with a digit."""
+    if not isinstance(value, str) or _PREFIX.fullmatch(value) is None:
+        raise InvalidInput(
+            field, f"must be 1-41 characters of A-Z a-z 0-9 _ not starting with a digit, got {describe(value)}"
+        )
+    return value
+
+
 class Tables:
     """The driver's tables, named ``<prefix>queues``, ``<prefix>messages``, ``<prefix>claims``."""
 
     def __init__(self, prefix: str = "marconi_") -> None:
-        if not isinstance(prefix, str) or _PREFIX.fullmatch(prefix) is None:
-            raise InvalidInput(
-                "table_prefix", f"must be 1-41 characters of A-Z a-z 0-9 _ not starting with a digit, got {prefix!r}"
-            )
-        self.prefix = prefix
+        self.prefix = table_prefix(prefix)
         self.metadata = sa.MetaData()
         options: dict[str, Any] = {
             "mysql_engine": "InnoDB",
@@ -140,7 +147,7 @@ def create(database: Database, tables: Tables, attempts: int = 5) -> None:
         try:
             database.run(lambda connection: [connection.execute(ddl) for ddl in missing(connection, tables)])
             return
-        except BackendError:
+        except (exc.SQLAlchemyError, BackendError):
             # Two creators raced past IF NOT EXISTS (PostgreSQL catalog rows) or a lock: look again.
             if attempt == attempts:
                 raise

@@ -19,10 +19,7 @@ from marconi.storage.base import (
     MessageBase,
     Page,
     QueueBase,
-    QueueCounts,
     QueueEntry,
-    StoredClaim,
-    StoredMessage,
 )
 from marconi.storage.clock import Clock, ManualClock, SystemClock
 from marconi.storage.errors import (
@@ -35,12 +32,14 @@ from marconi.storage.errors import (
     MessageConflict,
     MessageDoesNotExist,
     MessageIsClaimed,
+    MessageNotClaimed,
     MessageNotClaimedBy,
     QueueDoesNotExist,
     StorageError,
 )
+from marconi.storage.failures import ErrorPolicy, Failure
 from marconi.storage.loading import installed_drivers, load
-from marconi.storage.validation import ClaimTerms, Limits, NewMessage
+from marconi.storage.validation import ClaimTerms, Limits, NewMessage, Option
 
 __all__ = [
     "BackendError",
@@ -55,6 +54,8 @@ __all__ = [
     "DriverBase",
     "DriverLoadError",
     "DriverNotFound",
+    "ErrorPolicy",
+    "Failure",
     "InvalidInput",
     "Limits",
     "ManualClock",
@@ -63,16 +64,15 @@ __all__ = [
     "MessageConflict",
     "MessageDoesNotExist",
     "MessageIsClaimed",
+    "MessageNotClaimed",
     "MessageNotClaimedBy",
     "NewMessage",
+    "Option",
     "Page",
     "QueueBase",
-    "QueueCounts",
     "QueueDoesNotExist",
     "QueueEntry",
     "StorageError",
-    "StoredClaim",
-    "StoredMessage",
     "SystemClock",
     "installed_drivers",
     "load",

@@ -1,9 +1,15 @@
 """The storage contract: DriverBase and its three controllers.
 
-Each public method validates and normalises its arguments (``marconi.storage.validation``), reads the driver's
-clock once, and only then calls the driver's hook, a method of the same name with a leading underscore. Drivers
-implement the hooks; they never see unvalidated input and never read the clock themselves. The guarantees each
-method gives are those of CONTRACT.md, restated in short in each docstring.
+Each public method owns every rule that is not about storage. It validates and normalises its arguments
+(``marconi.storage.validation``), reads the driver's clock once, computes the absolute times a hook stores
+(expiry, visibility, lease end, the floor a claim extends its messages to), mints claim ids, and calls the
+driver's hook, a method of the same name with a leading underscore, through one wrapper that retries what may
+be retried and turns backend errors into the contract's (``marconi.storage.failures``). Then it turns what the
+hook found (``marconi.storage.hooks``) into the answer: ids and markers, ``ttl`` and ``age``, ``claim_id`` only
+while the claim lives, the next marker of a page, the errors of a delete, and ``QueueDoesNotExist``.
+
+A driver implements the hooks, each a storage step with a one-line obligation, and declares its name, schemes,
+capabilities, options and error policy. The guarantees of each public method are those of CONTRACT.md.
 """
 
 from __future__ import annotations
@@ -11,20 +17,67 @@ from __future__ import annotations
 import abc
 import builtins
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any, ClassVar, Generic, NotRequired, TypedDict, TypeVar
 
-from marconi.storage import validation
+from marconi.storage import failures, tokens, validation
 from marconi.storage.clock import Clock, SystemClock, isoformat, lifetime_seconds, whole_seconds
-from marconi.storage.errors import ClaimDoesNotExist, InvalidInput, MessageDoesNotExist
-from marconi.storage.validation import DEFAULT_LIMIT, ClaimTerms, Limits, NewMessage
+from marconi.storage.errors import (
+    BackendError,
+    ClaimDoesNotExist,
+    MessageConflict,
+    MessageDoesNotExist,
+    MessageIsClaimed,
+    MessageNotClaimed,
+    MessageNotClaimedBy,
+    QueueDoesNotExist,
+    StorageError,
+)
+from marconi.storage.failures import ErrorPolicy, Failure
+from marconi.storage.hooks import (
+    BulkDelete,
+    BulkDeleted,
+    ClaimRead,
+    ClaimRequest,
+    Holder,
+    Listed,
+    ListRequest,
+    MessageDelete,
+    MessageRef,
+    Outgoing,
+    Posted,
+    PostRequest,
+    Project,
+    QueueCounts,
+    Renewal,
+    Row,
+    Rows,
+)
+from marconi.storage.validation import DEFAULT_LIMIT, Limits, Option
 
-Project = str | None
-MessageRef = tuple[int, int]  # (queue incarnation, message number), parsed from a message id
-Position = tuple[int, int]  # (queue incarnation, marker position), parsed from a marker
+T = TypeVar("T")
 
 DEFAULT_GC_INTERVAL = 30.0  # seconds between two gc() calls of a collector
+MAX_GC_INTERVAL = 7 * 86_400.0
+MAX_CONFLICT_TIMEOUT = 3_600.0
+DELETE_ATTEMPTS = 3  # a delete that races with claims changing under it looks again this often
+
+#: The options every driver takes, checked before the driver sees them.
+CORE_OPTIONS: Mapping[str, Option] = {
+    "clock": Option(validation.clock, None, "the source of 'now' (anything with now()); default: the system clock"),
+    "limits": Option(validation.limits, None, "a marconi.storage.Limits changing the configurable bounds"),
+    "gc_interval": Option(
+        lambda value, field: validation.positive_seconds(value, field, MAX_GC_INTERVAL),
+        DEFAULT_GC_INTERVAL,
+        "seconds between two gc() passes of a collector",
+    ),
+    "conflict_timeout": Option(
+        lambda value, field: validation.positive_seconds(value, field, MAX_CONFLICT_TIMEOUT),
+        failures.DEFAULT_CONFLICT_TIMEOUT,
+        "seconds a call may spend waiting on contention; a post then raises MessageConflict",
+    ),
+}
 
 
 class Capability:
@@ -60,38 +113,6 @@ class ClaimInfo(TypedDict):
     age: int
 
 
-@dataclass(frozen=True)
-class StoredMessage:
-    """A message as a driver hands it back to the base, which formats it for the caller."""
-
-    id: str
-    body: str  # JSON text
-    created: float
-    expires: float
-    claim_id: str | None = None  # set only while a live claim holds the message
-
-
-@dataclass(frozen=True)
-class StoredClaim:
-    id: str
-    ttl: int
-    created: float
-
-
-@dataclass(frozen=True)
-class QueueCounts:
-    """What ``stats`` needs from a driver: counts of unexpired messages and the ends in marker order."""
-
-    claimed: int
-    free: int
-    total: int
-    oldest: StoredMessage | None
-    newest: StoredMessage | None
-
-
-T = TypeVar("T")
-
-
 class Page(Iterator[Any], Generic[T]):
     """One page of a listing.
 
@@ -108,24 +129,42 @@ class Page(Iterator[Any], Generic[T]):
         return next(self._parts)
 
 
-def format_message(message: StoredMessage, now: float) -> Message:
+def message_id(incarnation: int, number: int) -> str:
+    return tokens.encode_pair(incarnation, number)
+
+
+def live_claim(row: Row, now: float) -> str | None:
+    """The claim holding ``row`` now, or None: a claim stops holding its messages when its lease ends."""
+    if row.claim_id is not None and row.claim_expires is not None and row.claim_expires > now:
+        return row.claim_id
+    return None
+
+
+def format_message(incarnation: int, row: Row, now: float) -> Message:
     formatted: Message = {
-        "id": message.id,
-        "ttl": lifetime_seconds(message.expires - message.created),
-        "age": whole_seconds(now - message.created),
-        "body": json.loads(message.body),
+        "id": message_id(incarnation, row.number),
+        "ttl": lifetime_seconds(row.expires - row.created),
+        "age": whole_seconds(now - row.created),
+        "body": json.loads(row.body),
     }
-    if message.claim_id is not None:
-        formatted["claim_id"] = message.claim_id
+    holder = live_claim(row, now)
+    if holder is not None:
+        formatted["claim_id"] = holder
     return formatted
+
+
+def format_rows(found: Rows, now: float) -> list[Message]:
+    """The unexpired rows as messages (a hook filters expired ones already; the base never shows one)."""
+    return [format_message(found.incarnation, row, now) for row in found.rows if row.expires > now]
 
 
 class DriverBase(abc.ABC):
     """A storage driver: three controllers over one backend, plus garbage collection.
 
-    ``uri`` says where the backend is; ``clock`` is the only source of "now" (tests pass a ManualClock);
-    ``limits`` changes the configurable bounds. A driver is a context manager; ``close()`` releases its
-    connections.
+    ``uri`` says where the backend is. Every driver takes the core options (``clock``, the only source of "now";
+    ``limits``; ``gc_interval``; ``conflict_timeout``) and those it declares in ``OPTIONS``; each is checked
+    before use, and an unknown one is ``InvalidInput`` naming it. A driver is a context manager; ``close()``
+    releases its connections.
     """
 
     #: Canonical entry-point name, e.g. ``"sqlalchemy"``.
@@ -134,21 +173,20 @@ class DriverBase(abc.ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: Every capability this driver can declare; an instance may declare fewer (see ``capabilities``).
     CAPABILITIES: ClassVar[frozenset[str]] = frozenset()
+    #: The driver's own options beyond the core ones, with their checks and defaults.
+    OPTIONS: ClassVar[Mapping[str, Option]] = {}
+    #: What the backend client's exceptions mean (see ``marconi.storage.failures``).
+    ERRORS: ClassVar[ErrorPolicy] = ErrorPolicy()
 
-    def __init__(
-        self,
-        uri: str,
-        *,
-        clock: Clock | None = None,
-        limits: Limits | None = None,
-        gc_interval: float = DEFAULT_GC_INTERVAL,
-    ) -> None:
-        self.uri = uri
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.limits = limits if limits is not None else Limits()
-        if isinstance(gc_interval, bool) or not isinstance(gc_interval, (int, float)) or not gc_interval > 0:
-            raise InvalidInput("gc_interval", f"must be a positive number of seconds, got {gc_interval!r}")
-        self._gc_interval = float(gc_interval)
+    def __init__(self, uri: str, **options: Any) -> None:
+        self.uri = validation.uri(uri)
+        settings = validation.options(options, {**CORE_OPTIONS, **self.OPTIONS}, f"the {self.name or 'driver'} driver")
+        self.clock: Clock = settings.pop("clock") or SystemClock()
+        self.limits: Limits = settings.pop("limits") or Limits()
+        self._gc_interval: float = settings.pop("gc_interval")
+        self.conflict_timeout: float = settings.pop("conflict_timeout")
+        #: The driver's own options (``OPTIONS``), checked, defaults filled in.
+        self.options: dict[str, Any] = settings
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -169,7 +207,8 @@ class DriverBase(abc.ABC):
 
     def gc(self) -> int:
         """Remove expired messages and claims (and make due delayed messages visible); return how many were removed."""
-        return self._gc(self.clock.now())
+        now = self.clock.now()
+        return self.call("gc", lambda: self._gc(now), idempotent=True)
 
     @property
     def gc_interval(self) -> float:
@@ -188,8 +227,31 @@ class DriverBase(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"
 
+    def classify(self, error: BaseException) -> Failure | None:
+        """What a backend exception means; by ``ERRORS`` unless a driver knows better (error codes)."""
+        return self.ERRORS.classify(error)
+
+    def call(
+        self,
+        what: str,
+        hook: Callable[[], T],
+        *,
+        idempotent: bool,
+        conflict: Callable[[str], StorageError] | None = None,
+    ) -> T:
+        """Run a hook under the driver's error policy and ``conflict_timeout`` (``failures.call``)."""
+        return failures.call(
+            hook,
+            classify=self.classify,
+            timeout=self.conflict_timeout,
+            what=f"{self.name or type(self).__name__} {what}",
+            idempotent=idempotent,
+            conflict=conflict,
+        )
+
     @abc.abstractmethod
-    def _gc(self, now: float) -> int: ...
+    def _gc(self, now: float) -> int:
+        """Promote due delayed messages; remove messages and claims expired by ``now``; return how many removed."""
 
 
 class ControllerBase:
@@ -201,19 +263,30 @@ class ControllerBase:
     def _now(self) -> float:
         return self.driver.clock.now()
 
+    def _read(self, what: str, hook: Callable[[], T]) -> T:
+        """A hook that may safely run twice (reads, deletes, renewals)."""
+        return self.driver.call(what, hook, idempotent=True)
+
+    def _write(self, what: str, hook: Callable[[], T]) -> T:
+        """A hook that must not run twice when its outcome is unknown (post, pop, claim create)."""
+        return self.driver.call(what, hook, idempotent=False)
+
 
 class QueueBase(ControllerBase, abc.ABC):
     """Queues: named, per project, with JSON metadata."""
 
     def upsert(self, name: str, metadata: dict[str, Any], project: Project = None) -> bool:
         """Create the queue, or replace its metadata. True if it was created."""
-        return self._upsert(
-            validation.queue_name(name), validation.queue_metadata(metadata), validation.project(project)
-        )
+        name, project = validation.queue_name(name), validation.project(project)
+        text = validation.queue_metadata(metadata)
+        return self._read("queue upsert", lambda: self._upsert(name, text, project))
 
     def get(self, name: str, project: Project = None) -> dict[str, Any]:
         """The queue's metadata. QueueDoesNotExist if absent."""
-        text = self._get(validation.queue_name(name), validation.project(project))
+        name, project = validation.queue_name(name), validation.project(project)
+        text = self._read("queue get", lambda: self._get(name, project))
+        if text is None:
+            raise QueueDoesNotExist(name, project)
         metadata: dict[str, Any] = json.loads(text)
         return metadata
 
@@ -222,34 +295,37 @@ class QueueBase(ControllerBase, abc.ABC):
     ) -> Page[QueueEntry]:
         """Queues sorted by name, strictly after ``marker``; then the marker of the next page (the last name)."""
         project = validation.project(project)
-        marker = validation.optional_queue_name(marker, "marker")
+        after = validation.optional_queue_name(marker, "marker")
         limit = validation.limit(limit)
         detailed = validation.flag(detailed, "detailed")
-        rows = self._list(project, marker, limit, detailed)
+        rows = self._read("queue list", lambda: self._list(project, after, limit, detailed))
         entries: builtins.list[QueueEntry] = []
         for name, metadata in rows:
             entry: QueueEntry = {"name": name}
             if detailed and metadata is not None:
                 entry["metadata"] = json.loads(metadata)
             entries.append(entry)
-        return Page(entries, entries[-1]["name"] if entries else marker)
+        return Page(entries, entries[-1]["name"] if entries else after)
 
     def delete(self, name: str, project: Project = None) -> None:
         """Remove the queue with its messages and claims. Deleting a missing queue is not an error."""
-        self._delete(validation.queue_name(name), validation.project(project))
+        name, project = validation.queue_name(name), validation.project(project)
+        self._read("queue delete", lambda: self._delete(name, project))
 
     def stats(self, name: str, project: Project = None) -> dict[str, Any]:
         """Counts of claimed, free and total unexpired messages, with the oldest and newest by marker order."""
         name, project = validation.queue_name(name), validation.project(project)
         now = self._now()
-        counts = self._stats(name, project, now)
+        counts = self._read("queue stats", lambda: self._stats(name, project, now))
+        if counts is None:
+            raise QueueDoesNotExist(name, project)
         messages: dict[str, Any] = {"claimed": counts.claimed, "free": counts.free, "total": counts.total}
-        for end, message in (("oldest", counts.oldest), ("newest", counts.newest)):
-            if message is not None:
+        for end, row in (("oldest", counts.oldest), ("newest", counts.newest)):
+            if row is not None:
                 messages[end] = {
-                    "id": message.id,
-                    "age": whole_seconds(now - message.created),
-                    "created": isoformat(message.created),
+                    "id": message_id(counts.incarnation, row.number),
+                    "age": whole_seconds(now - row.created),
+                    "created": isoformat(row.created),
                 }
         return {"messages": messages}
 
@@ -258,21 +334,26 @@ class QueueBase(ControllerBase, abc.ABC):
         raise NotImplementedError("queue actions are reserved by the storage contract and not specified")
 
     @abc.abstractmethod
-    def _upsert(self, name: str, metadata: str, project: Project) -> bool: ...
+    def _upsert(self, name: str, metadata: str, project: Project) -> bool:
+        """Create the queue with a fresh incarnation, or replace its metadata (JSON text); True if created."""
 
     @abc.abstractmethod
-    def _get(self, name: str, project: Project) -> str: ...
+    def _get(self, name: str, project: Project) -> str | None:
+        """The queue's metadata as JSON text; None if there is no such queue."""
 
     @abc.abstractmethod
     def _list(
-        self, project: Project, marker: str | None, limit: int, detailed: bool
-    ) -> Iterable[tuple[str, str | None]]: ...
+        self, project: Project, after: str | None, limit: int, detailed: bool
+    ) -> Iterable[tuple[str, str | None]]:
+        """Up to ``limit`` (name, metadata text or None unless detailed) of the project, by name, after ``after``."""
 
     @abc.abstractmethod
-    def _delete(self, name: str, project: Project) -> None: ...
+    def _delete(self, name: str, project: Project) -> None:
+        """Remove the queue with all its messages and claims, atomically; nothing when there is no such queue."""
 
     @abc.abstractmethod
-    def _stats(self, name: str, project: Project, now: float) -> QueueCounts: ...
+    def _stats(self, name: str, project: Project, now: float) -> QueueCounts | None:
+        """The queue's counts as of ``now`` (due delayed messages promoted first); None if there is no such queue."""
 
 
 class MessageBase(ControllerBase, abc.ABC):
@@ -284,31 +365,52 @@ class MessageBase(ControllerBase, abc.ABC):
         """Post a batch atomically, in order; return the ids in input order.
 
         Either every message becomes visible, in input order and after everything already visible, or none does.
-        Under contention this raises MessageConflict within a bounded time, having posted nothing.
+        Under contention this raises MessageConflict within ``conflict_timeout``, having posted nothing.
         """
         queue, project = validation.queue_name(queue, "queue"), validation.project(project)
         client = validation.client_uuid(client_uuid)
         batch = validation.messages(messages, self.driver.limits)
-        return self._post(queue, project, batch, client, self._now())
+        now = self._now()
+        request = PostRequest(
+            queue,
+            project,
+            client,
+            [Outgoing(new.body, now + new.ttl, now + new.delay, new.delay > 0) for new in batch],
+            now,
+        )
+        posted: Posted | None = self.driver.call(
+            "post",
+            lambda: self._post(request),
+            idempotent=False,
+            conflict=lambda detail: MessageConflict(queue, project, detail),
+        )
+        if posted is None:
+            raise QueueDoesNotExist(queue, project)
+        return [message_id(posted.incarnation, number) for number in posted.numbers]
 
     def get(self, queue: str, message_id: str, project: Project = None) -> Message:
         """The message. MessageDoesNotExist if it is missing or expired."""
         queue, project = validation.queue_name(queue, "queue"), validation.project(project)
         ref = validation.message_ref(message_id)
-        now = self._now()
-        found = self._bulk_get(queue, project, [ref], now) if ref is not None else []
+        found = self._found(queue, project, [ref] if ref is not None else [])
         if not found:
             raise MessageDoesNotExist(message_id, queue, project)
-        return format_message(found[0], now)
+        return found[0]
 
     def bulk_get(self, queue: str, message_ids: Iterable[str], project: Project = None) -> builtins.list[Message]:
         """The messages among ``message_ids`` that exist, in the order asked; the rest are skipped."""
         queue, project = validation.queue_name(queue, "queue"), validation.project(project)
-        refs = validation.message_refs(message_ids)
+        return self._found(queue, project, validation.message_refs(message_ids))
+
+    def _found(self, queue: str, project: Project, refs: builtins.list[MessageRef]) -> builtins.list[Message]:
         if not refs:
-            return []
+            return []  # malformed ids name no message: the backend is not asked, a missing queue not looked up
         now = self._now()
-        return [format_message(message, now) for message in self._bulk_get(queue, project, refs, now)]
+        found = self._read("get", lambda: self._bulk_get(queue, project, refs, now))
+        if found is None:
+            raise QueueDoesNotExist(queue, project)
+        by_ref = {(found.incarnation, row.number): row for row in found.rows if row.expires > now}
+        return [format_message(ref[0], by_ref[ref], now) for ref in refs if ref in by_ref]
 
     def list(
         self,
@@ -331,70 +433,115 @@ class MessageBase(ControllerBase, abc.ABC):
         echo = validation.flag(echo, "echo")
         client = validation.optional_client_uuid(client_uuid)
         include_claimed = validation.flag(include_claimed, "include_claimed")
-        hide_from = None if echo else client
         now = self._now()
-        messages, next_marker = self._list(queue, project, after, limit, hide_from, include_claimed, now)
-        return Page([format_message(message, now) for message in messages], next_marker)
+        hide = None if echo else client
+
+        def page(start: int) -> Listed:
+            request = ListRequest(queue, project, start, limit, hide, include_claimed, now)
+            listed = self._read("list", lambda: self._list(request))
+            if listed is None:
+                raise QueueDoesNotExist(queue, project)
+            return listed
+
+        start = after[1] if after is not None else 0
+        listed = page(start)
+        if after is not None and after[0] != listed.incarnation and start > 0:
+            # A marker of an earlier incarnation of this queue: start the queue as it is now from its head.
+            start = 0
+            listed = page(start)
+        rows = listed.rows
+        positions = [row.position for row in rows if row.position is not None]
+        if len(positions) != len(rows):
+            raise BackendError("the driver's list hook returned a message without its position")
+        if len(rows) == limit:
+            end = positions[-1]
+        else:  # a short page examined everything up to the queue's last position
+            end = max(start, listed.last_position, *positions)
+        messages = [format_message(listed.incarnation, row, now) for row in rows]
+        return Page(messages, tokens.encode_pair(listed.incarnation, end))
 
     def delete(self, queue: str, message_id: str, project: Project = None, claim: str | None = None) -> None:
         """Delete the message. Missing is not an error; a live claim's message needs that claim's id.
 
-        MessageIsClaimed without the claim id; MessageNotClaimedBy with a claim id that does not hold it.
+        MessageIsClaimed without the claim id; MessageNotClaimedBy with a claim id that does not hold it
+        (MessageNotClaimed, a subclass, when no live claim holds it at all).
         """
         queue, project = validation.queue_name(queue, "queue"), validation.project(project)
         ref = validation.message_ref(message_id)
         claim_id = None if claim is None else (validation.claim_id(claim, "claim") or NO_CLAIM)
-        if ref is not None:
-            self._delete(queue, project, ref, message_id, claim_id, self._now())
+        if ref is None:
+            return
+        now = self._now()
+        request = MessageDelete(queue, project, ref, claim_id, now)
+        for _ in range(DELETE_ATTEMPTS):
+            holder: Holder | None = self._read("delete", lambda: self._delete(request))
+            if holder is None:
+                return  # deleted, or nothing to delete
+            held_by = live_claim(Row(0, "", 0.0, 0.0, holder.claim_id, holder.claim_expires), now)
+            if claim is None and held_by is not None:
+                raise MessageIsClaimed(message_id)
+            if claim is not None and held_by is None:
+                raise MessageNotClaimed(message_id, claim)
+            if claim is not None and held_by != claim_id:
+                raise MessageNotClaimedBy(message_id, claim)
+            # The claim on it changed between the hook's steps: the delete may succeed now.
+        raise BackendError(f"delete of {message_id!r}: the driver kept reporting a claim that does not block it")
 
-    def bulk_delete(self, queue: str, message_ids: Iterable[str], project: Project = None) -> None:
-        """Delete the unclaimed messages among ``message_ids``; claimed and missing ones are left alone."""
+    def bulk_delete(
+        self, queue: str, message_ids: Iterable[str], project: Project = None, claim: str | None = None
+    ) -> None:
+        """Delete the listed messages that no live claim holds; given ``claim``, those that claim holds instead.
+
+        Missing messages, and messages held otherwise, are left alone. With a claim id that names no live claim
+        of the queue, nothing is deleted and ClaimDoesNotExist is raised (unless the queue is missing: silent).
+        """
         queue, project = validation.queue_name(queue, "queue"), validation.project(project)
         refs = validation.message_refs(message_ids)
-        if refs:
-            self._bulk_delete(queue, project, refs, self._now())
+        claim_id = None if claim is None else (validation.claim_id(claim, "claim") or NO_CLAIM)
+        if not refs:
+            return
+        now = self._now()
+        request = BulkDelete(queue, project, refs, claim_id, now)
+        outcome: BulkDeleted | None = self._read("bulk delete", lambda: self._bulk_delete(request))
+        if claim is not None and outcome is not None and not outcome.claim_live:
+            raise ClaimDoesNotExist(claim, queue, project)
 
     def pop(self, queue: str, limit: int = DEFAULT_LIMIT, project: Project = None) -> builtins.list[Message]:
         """Atomically remove and return up to ``limit`` of the oldest eligible messages."""
         queue, project = validation.queue_name(queue, "queue"), validation.project(project)
         limit = validation.limit(limit)
         now = self._now()
-        return [format_message(message, now) for message in self._pop(queue, project, limit, now)]
+        popped = self._write("pop", lambda: self._pop(queue, project, limit, now))
+        if popped is None:
+            raise QueueDoesNotExist(queue, project)
+        return format_rows(popped, now)
 
     @abc.abstractmethod
-    def _post(
-        self, queue: str, project: Project, messages: builtins.list[NewMessage], client_uuid: str, now: float
-    ) -> builtins.list[str]: ...
+    def _post(self, request: PostRequest) -> Posted | None:
+        """Atomically append the batch: new numbers, and the next positions in input order for the undelayed,
+        with nothing of a later position visible before all of it; due delayed ones first. None if no queue."""
 
     @abc.abstractmethod
-    def _bulk_get(
-        self, queue: str, project: Project, refs: builtins.list[MessageRef], now: float
-    ) -> builtins.list[StoredMessage]:
-        """The unexpired messages among ``refs``, in the order of ``refs``. QueueDoesNotExist if absent."""
+    def _bulk_get(self, queue: str, project: Project, refs: builtins.list[MessageRef], now: float) -> Rows | None:
+        """The unexpired messages among ``refs`` in the queue's current incarnation (any order); None if no queue."""
 
     @abc.abstractmethod
-    def _list(
-        self,
-        queue: str,
-        project: Project,
-        after: Position | None,
-        limit: int,
-        hide_from: str | None,
-        include_claimed: bool,
-        now: float,
-    ) -> tuple[builtins.list[StoredMessage], str]:
-        """A page after ``after`` and the next marker, which moves past everything examined."""
+    def _list(self, request: ListRequest) -> Listed | None:
+        """Up to ``limit`` visible unexpired messages after ``after`` by position, filtered as asked, with
+        positions, and the last position given when the page was read; None if no queue."""
 
     @abc.abstractmethod
-    def _delete(
-        self, queue: str, project: Project, ref: MessageRef, message_id: str, claim: str | None, now: float
-    ) -> None: ...
+    def _delete(self, request: MessageDelete) -> Holder | None:
+        """Delete the message if the claim condition holds; else its holder as stored. None when deleted or when
+        there is no such unexpired message (or queue)."""
 
     @abc.abstractmethod
-    def _bulk_delete(self, queue: str, project: Project, refs: builtins.list[MessageRef], now: float) -> None: ...
+    def _bulk_delete(self, request: BulkDelete) -> BulkDeleted | None:
+        """Atomically delete those of ``refs`` that meet the claim condition (see BulkDelete); None if no queue."""
 
     @abc.abstractmethod
-    def _pop(self, queue: str, project: Project, limit: int, now: float) -> builtins.list[StoredMessage]: ...
+    def _pop(self, queue: str, project: Project, limit: int, now: float) -> Rows | None:
+        """Atomically remove and return up to ``limit`` of the oldest eligible messages; None if no queue."""
 
 
 #: Stands in for a malformed claim id in ``MessageBase.delete``: well-formed, yet never issued (a uuid4 is
@@ -416,27 +563,48 @@ class ClaimBase(ControllerBase, abc.ABC):
         terms = validation.claim_terms(metadata)
         limit = validation.limit(limit)
         now = self._now()
-        claim_id, messages = self._create(queue, project, terms, limit, now)
-        return claim_id, [format_message(message, now) for message in messages]
+        claim_id = tokens.new_claim_id()
+        expires = now + terms.ttl
+        request = ClaimRequest(queue, project, claim_id, terms.ttl, expires, expires + terms.grace, limit, now)
+        taken = self._write("claim create", lambda: self._create(request))
+        if taken is None:
+            raise QueueDoesNotExist(queue, project)
+        if not taken.rows:
+            return None, []
+        held = [
+            replace(row, claim_id=claim_id, claim_expires=expires, expires=max(row.expires, request.message_floor))
+            for row in taken.rows
+        ]
+        return claim_id, format_rows(Rows(taken.incarnation, held), now)
 
     def get(self, queue: str, claim_id: str, project: Project = None) -> tuple[ClaimInfo, list[Message]]:
         """The live claim and the messages it holds. ClaimDoesNotExist if missing, expired or malformed."""
         queue, project = validation.queue_name(queue, "queue"), validation.project(project)
         valid_id = validation.claim_id(claim_id)
         now = self._now()
-        found = self._get(queue, project, valid_id, now) if valid_id else None
-        if found is None:
+        found = self._read("claim get", lambda: self._get(queue, project, valid_id, now)) if valid_id else None
+        if found is None and valid_id:
+            raise QueueDoesNotExist(queue, project)
+        if found is None or found.claim is None or not found.claim.expires > now:
             raise ClaimDoesNotExist(claim_id, queue, project)
-        claim, messages = found
-        info: ClaimInfo = {"id": claim.id, "ttl": claim.ttl, "age": whole_seconds(now - claim.created)}
-        return info, [format_message(message, now) for message in messages]
+        info: ClaimInfo = {"id": claim_id, "ttl": found.claim.ttl, "age": whole_seconds(now - found.claim.created)}
+        held = [row for row in found.rows if live_claim(row, now) == valid_id]
+        return info, format_rows(Rows(found.incarnation, held), now)
 
     def update(self, queue: str, claim_id: str, metadata: dict[str, Any], project: Project = None) -> None:
         """Renew the lease to now + ttl, extending its messages' lives as create does."""
         queue, project = validation.queue_name(queue, "queue"), validation.project(project)
         valid_id = validation.claim_id(claim_id)
         terms = validation.claim_terms(metadata)
-        if not (valid_id and self._update(queue, project, valid_id, terms, self._now())):
+        if not valid_id:
+            raise ClaimDoesNotExist(claim_id, queue, project)
+        now = self._now()
+        expires = now + terms.ttl
+        request = Renewal(queue, project, valid_id, terms.ttl, expires, expires + terms.grace, now)
+        renewed = self._read("claim update", lambda: self._update(request))
+        if renewed is None:
+            raise QueueDoesNotExist(queue, project)
+        if not renewed:
             raise ClaimDoesNotExist(claim_id, queue, project)
 
     def delete(self, queue: str, claim_id: str, project: Project = None) -> None:
@@ -444,22 +612,24 @@ class ClaimBase(ControllerBase, abc.ABC):
         queue, project = validation.queue_name(queue, "queue"), validation.project(project)
         valid_id = validation.claim_id(claim_id)
         if valid_id:
-            self._delete(queue, project, valid_id, self._now())
+            now = self._now()
+            self._read("claim delete", lambda: self._delete(queue, project, valid_id, now))
 
     @abc.abstractmethod
-    def _create(
-        self, queue: str, project: Project, terms: ClaimTerms, limit: int, now: float
-    ) -> tuple[str | None, list[StoredMessage]]: ...
+    def _create(self, request: ClaimRequest) -> Rows | None:
+        """Atomically take up to ``limit`` of the oldest eligible messages (by position) for the claim: mark each
+        held until ``expires``, lift its expiry to ``message_floor``, and record the claim, only if any were
+        taken. The messages taken (as before or after the change); None if no queue."""
 
     @abc.abstractmethod
-    def _get(
-        self, queue: str, project: Project, claim_id: str, now: float
-    ) -> tuple[StoredClaim, list[StoredMessage]] | None:
-        """The live claim and its messages, or None. QueueDoesNotExist if the queue is absent."""
+    def _get(self, queue: str, project: Project, claim_id: str, now: float) -> ClaimRead | None:
+        """The claim if live, and the unexpired messages it holds in position order; None if no queue."""
 
     @abc.abstractmethod
-    def _update(self, queue: str, project: Project, claim_id: str, terms: ClaimTerms, now: float) -> bool:
-        """Renew a live claim; False if there is none. QueueDoesNotExist if the queue is absent."""
+    def _update(self, request: Renewal) -> bool | None:
+        """Atomically renew the claim if live and lift its messages' expiry to the floor; False if not live;
+        None if no queue."""
 
     @abc.abstractmethod
-    def _delete(self, queue: str, project: Project, claim_id: str, now: float) -> None: ...
+    def _delete(self, queue: str, project: Project, claim_id: str, now: float) -> None:
+        """Release the claim: none of its messages stays held; nothing when it or its queue is missing."""

@@ -67,6 +67,15 @@ class MessageNotClaimedBy(StorageError):
         super().__init__(f"message {message_id!r} is not held by claim {claim_id!r}")
 
 
+class MessageNotClaimed(MessageNotClaimedBy):
+    """A claim id was given, but no live claim holds the message (its claim expired, was released, or never
+    held it): whoever deletes it now may race another consumer."""
+
+    def __init__(self, message_id: str, claim_id: str) -> None:
+        super().__init__(message_id, claim_id)
+        self.args = (f"message {message_id!r} is held by no live claim; claim {claim_id!r} does not hold it",)
+
+
 class MessageConflict(StorageError):
     """A post could not get its turn in time; nothing was posted. Safe to retry (a service answers 503)."""
 

@@ -1,8 +1,9 @@
 """Finding drivers: stevedore entry points in the ``marconi.storage`` namespace, one per URI scheme.
 
-The core never imports a driver. ``load(uri)`` takes the URI's scheme (the part before ``://``, without a
-``+dialect`` suffix: ``postgresql+psycopg://`` loads ``postgresql``), finds the entry point of that name and
-instantiates the driver class it names with the URI and the options.
+The core never imports a driver. ``load(uri)`` takes the URI's scheme (the part before ``://``), finds the entry
+point of that name and instantiates the driver class it names with the URI and the options. A scheme with a
+``+suffix`` is looked up whole first (``mongodb+srv`` is a scheme of its own) and otherwise without the suffix,
+which then names a dialect (``postgresql+psycopg://`` loads ``postgresql``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from stevedore import DriverManager
 from stevedore.exception import NoMatches
 
+from marconi.storage import validation
 from marconi.storage.base import DriverBase
 from marconi.storage.errors import DriverLoadError, DriverNotFound, InvalidInput
 
@@ -23,14 +25,19 @@ NAMESPACE = "marconi.storage"
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9.-]*)(\+[A-Za-z0-9_.-]+)?://")
 
 
-def scheme_of(uri: object) -> str:
-    """The entry-point name a URI selects: its scheme, lower-cased, without a ``+dialect`` suffix."""
-    if not isinstance(uri, str):
-        raise InvalidInput("uri", f"must be a string like 'sqlite:///marconi.db', got {type(uri).__name__}")
-    match = _SCHEME.match(uri)
+def scheme_of(uri: object, registered: frozenset[str] | None = None) -> str:
+    """The entry-point name a URI selects: its scheme lower-cased, the whole of it when ``registered`` (default:
+    the installed entry-point names) has it, else without its ``+dialect`` suffix."""
+    text = validation.uri(uri)
+    match = _SCHEME.match(text)
     if match is None:
-        raise InvalidInput("uri", f"has no scheme (expected 'scheme://...'): {uri[:60]!r}")
-    return match.group(1).lower()
+        raise InvalidInput("uri", f"has no scheme (expected 'scheme://...'): {validation.describe(text)}")
+    base, suffix = match.group(1).lower(), (match.group(2) or "").lower()
+    if suffix:
+        names = frozenset(installed_names()) if registered is None else registered
+        if base + suffix in names:
+            return base + suffix
+    return base
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:

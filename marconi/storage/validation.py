@@ -11,10 +11,12 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from marconi.storage import tokens
+from marconi.storage.clock import Clock, SystemClock
 from marconi.storage.errors import InvalidInput
 
 # Upper bounds from the contract; the ones marked "configurable" may be changed per driver through Limits.
@@ -44,7 +46,7 @@ class Limits:
         for name in ("max_message_ttl", "max_post_size"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
-                raise InvalidInput(name, f"must be a positive whole number, got {value!r}")
+                raise InvalidInput(name, f"must be a positive whole number, got {describe(value)}")
 
 
 @dataclass(frozen=True)
@@ -68,18 +70,26 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _describe(value: object) -> str:
-    text = repr(value)
+def describe(value: object) -> str:
+    """A short, safe description of any value for an error message: never raises, never huge."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    try:
+        text = repr(value)
+    except Exception:
+        return f"a {type(value).__name__} that cannot be shown"
+    if not isinstance(text, str):
+        return f"a {type(value).__name__}"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
 def whole_number(value: object, field: str, low: int, high: int) -> int:
     if not _is_int(value):
-        raise InvalidInput(field, f"must be a whole number of seconds or items, got {_describe(value)}")
+        raise InvalidInput(field, f"must be a whole number of seconds or items, got {describe(value)}")
     assert isinstance(value, int)
     number = int(value)
     if not low <= number <= high:
-        raise InvalidInput(field, f"must be between {low} and {high}, got {number}")
+        raise InvalidInput(field, f"must be between {low} and {high}, got {describe(number)}")
     return number
 
 
@@ -87,7 +97,7 @@ def project(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidInput("project", f"must be None or a string, got {_describe(value)}")
+        raise InvalidInput("project", f"must be None or a string, got {describe(value)}")
     if not 1 <= len(value) <= MAX_PROJECT_LENGTH:
         raise InvalidInput("project", f"must be 1 to {MAX_PROJECT_LENGTH} characters long")
     if not value.isprintable():
@@ -97,7 +107,7 @@ def project(value: object) -> str | None:
 
 def queue_name(value: object, field: str = "name") -> str:
     if not isinstance(value, str) or _QUEUE_NAME.fullmatch(value) is None:
-        raise InvalidInput(field, f"must be 1 to 64 characters of A-Z a-z 0-9 _ -, got {_describe(value)}")
+        raise InvalidInput(field, f"must be 1 to 64 characters of A-Z a-z 0-9 _ -, got {describe(value)}")
     return value
 
 
@@ -111,7 +121,7 @@ def limit(value: object, field: str = "limit") -> int:
 
 def flag(value: object, field: str) -> bool:
     if not isinstance(value, bool):
-        raise InvalidInput(field, f"must be True or False, got {_describe(value)}")
+        raise InvalidInput(field, f"must be True or False, got {describe(value)}")
     return value
 
 
@@ -132,7 +142,7 @@ def _check_json(value: object, field: str) -> None:
         elif isinstance(item, dict):
             for key, child in item.items():
                 if not isinstance(key, str):
-                    raise InvalidInput(field, f"is not JSON: object keys must be strings, got {_describe(key)}")
+                    raise InvalidInput(field, f"is not JSON: object keys must be strings, got {describe(key)}")
                 stack.append((child, depth + 1))
         else:
             raise InvalidInput(field, f"is not JSON: {type(item).__name__} values have no JSON form")
@@ -146,7 +156,7 @@ def to_json(value: object, field: str) -> str:
 
 def queue_metadata(value: object, field: str = "metadata") -> str:
     if not isinstance(value, dict):
-        raise InvalidInput(field, f"must be a JSON object (a dict), got {_describe(value)}")
+        raise InvalidInput(field, f"must be a JSON object (a dict), got {describe(value)}")
     text = to_json(value, field)
     if len(text) > MAX_METADATA_SIZE:
         raise InvalidInput(field, f"is {len(text)} bytes serialized; at most {MAX_METADATA_SIZE} are allowed")
@@ -162,7 +172,7 @@ def client_uuid(value: object, field: str = "client_uuid") -> str:
             return str(uuid.UUID(value))
         except ValueError:
             pass
-    raise InvalidInput(field, f"must be a UUID, got {_describe(value)}")
+    raise InvalidInput(field, f"must be a UUID, got {describe(value)}")
 
 
 def optional_client_uuid(value: object, field: str = "client_uuid") -> str | None:
@@ -181,13 +191,13 @@ def messages(value: object, limits: Limits) -> list[NewMessage]:
     for index, message in enumerate(value):
         field = f"messages[{index}]"
         if not isinstance(message, Mapping):
-            raise InvalidInput(field, f"must be a dict with 'ttl' and 'body', got {_describe(message)}")
+            raise InvalidInput(field, f"must be a dict with 'ttl' and 'body', got {describe(message)}")
         missing = {"ttl", "body"} - message.keys()
         if missing:
             raise InvalidInput(field, f"lacks {', '.join(sorted(missing))}")
         unknown = set(message.keys()) - _MESSAGE_KEYS
         if unknown:
-            raise InvalidInput(field, f"has unknown keys {sorted(map(str, unknown))}")
+            raise InvalidInput(field, f"has unknown keys {', '.join(sorted(map(describe, unknown)))}")
         ttl = whole_number(message["ttl"], f"{field}.ttl", 1, limits.max_message_ttl)
         delay = whole_number(message.get("delay", 0), f"{field}.delay", 0, MAX_DELAY)
         body = to_json(message["body"], f"{field}.body")
@@ -203,12 +213,12 @@ def messages(value: object, limits: Limits) -> list[NewMessage]:
 def claim_terms(value: object, field: str = "metadata") -> ClaimTerms:
     """``{'ttl': s, 'grace': s}``; grace may be omitted (0)."""
     if not isinstance(value, Mapping):
-        raise InvalidInput(field, f"must be a dict with 'ttl' and optionally 'grace', got {_describe(value)}")
+        raise InvalidInput(field, f"must be a dict with 'ttl' and optionally 'grace', got {describe(value)}")
     if "ttl" not in value:
         raise InvalidInput(field, "lacks ttl")
     unknown = set(value.keys()) - {"ttl", "grace"}
     if unknown:
-        raise InvalidInput(field, f"has unknown keys {sorted(map(str, unknown))}")
+        raise InvalidInput(field, f"has unknown keys {', '.join(sorted(map(describe, unknown)))}")
     ttl = whole_number(value["ttl"], f"{field}.ttl", 1, MAX_CLAIM_TTL)
     grace = whole_number(value.get("grace", 0), f"{field}.grace", 0, MAX_CLAIM_GRACE)
     return ClaimTerms(ttl=ttl, grace=grace)
@@ -217,7 +227,7 @@ def claim_terms(value: object, field: str = "metadata") -> ClaimTerms:
 def text(value: object, field: str) -> str:
     """An opaque token's type check; its form is the driver's business (malformed means "not found")."""
     if not isinstance(value, str):
-        raise InvalidInput(field, f"must be a string, got {_describe(value)}")
+        raise InvalidInput(field, f"must be a string, got {describe(value)}")
     return value
 
 
@@ -246,7 +256,7 @@ def message_marker(value: object, field: str = "marker") -> tuple[int, int] | No
         return None
     ref = tokens.decode_pair(text(value, field))
     if ref is None:
-        raise InvalidInput(field, f"is not a marker this driver issued: {_describe(value)}")
+        raise InvalidInput(field, f"is not a marker this driver issued: {describe(value)}")
     return ref
 
 
@@ -254,3 +264,89 @@ def claim_id(value: object, field: str = "claim_id") -> str | None:
     """A claim id; ``None`` when malformed (it names no claim)."""
     token = text(value, field)
     return token if tokens.is_claim_id(token) else None
+
+
+# --- driver options and URIs ------------------------------------------------------------------------------------
+
+MAX_URI_LENGTH = 4096
+
+
+def positive_seconds(value: object, field: str, maximum: float = 86_400.0) -> float:
+    """A finite number of seconds, more than 0 and at most ``maximum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInput(field, f"must be a number of seconds, got {describe(value)}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not (math.isfinite(seconds) and 0 < seconds <= maximum):
+        raise InvalidInput(field, f"must be more than 0 and at most {maximum:g} seconds, got {describe(value)}")
+    return seconds
+
+
+def clock(value: object, field: str = "clock") -> Clock:
+    """Anything with a ``now()`` method returning seconds since the epoch; None means the system clock."""
+    if value is None:
+        return SystemClock()
+    if not callable(getattr(value, "now", None)):
+        raise InvalidInput(field, f"must have a now() method (e.g. marconi.storage.ManualClock), got {describe(value)}")
+    assert isinstance(value, Clock)
+    return value
+
+
+def limits(value: object, field: str = "limits") -> Limits:
+    """A :class:`Limits`; None means the contract's defaults."""
+    if value is None:
+        return Limits()
+    if not isinstance(value, Limits):
+        raise InvalidInput(field, f"must be a marconi.storage.Limits, got {describe(value)}")
+    return value
+
+
+def whole(low: int, high: int) -> Callable[[object, str], int]:
+    """An option check: a whole number from ``low`` to ``high``."""
+
+    def check(value: object, field: str) -> int:
+        if not _is_int(value):
+            raise InvalidInput(field, f"must be a whole number, got {describe(value)}")
+        assert isinstance(value, int)
+        if not low <= value <= high:
+            raise InvalidInput(field, f"must be between {low} and {high}, got {describe(value)}")
+        return int(value)
+
+    return check
+
+
+def boolean(value: object, field: str) -> bool:
+    """An option check: True or False."""
+    return flag(value, field)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option a driver takes: ``check(value, name)`` validates and normalises it (raising InvalidInput)."""
+
+    check: Callable[[object, str], Any]
+    default: Any
+    help: str
+
+
+def options(given: Mapping[str, object], accepted: Mapping[str, Option], owner: str) -> dict[str, Any]:
+    """Every accepted option: checked when given, else its default. An unknown option is InvalidInput naming it."""
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise InvalidInput(unknown[0], f"is not an option of {owner}; it takes: {', '.join(sorted(accepted))}")
+    return {
+        name: option.check(given[name], name) if name in given else option.default for name, option in accepted.items()
+    }
+
+
+def uri(value: object, field: str = "uri") -> str:
+    """A URI as text: a string of printable characters, at most 4096 of them. Its parts are the driver's."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"must be a string like 'sqlite:///marconi.db', got {describe(value)}")
+    if len(value) > MAX_URI_LENGTH:
+        raise InvalidInput(field, f"is longer than {MAX_URI_LENGTH} characters")
+    if not value.isprintable():
+        raise InvalidInput(field, "contains a control character (a NUL byte, a newline, ...)")
+    return value

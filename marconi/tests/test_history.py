@@ -7,14 +7,11 @@ clean histories must come back clean. Not parametrised by driver.
 from __future__ import annotations
 
 import pickle
-import random
-import threading
 import time
-from typing import Any
 
 import pytest
 
-from marconi.storage import DriverBase, ManualClock, tokens
+from marconi.storage import DriverBase, ManualClock
 from marconi.tests import workloads
 from marconi.tests.history import (
     AnomalyKind,
@@ -31,7 +28,8 @@ from marconi.tests.history import (
     check_observers,
     value_of,
 )
-from marconi_drivers.memory import MemoryClaims, MemoryDriver, MemoryMessages, _Claim, _Message
+from marconi.tests.mutants import RacyClaims, ReversedBatches, SkippingList, Stuck, TwoStepPost
+from marconi_drivers.memory import MemoryDriver
 
 Q = "q"
 
@@ -298,126 +296,6 @@ def test_summary_names_every_anomaly():
 # --- the workloads find planted bugs in real (in-memory) drivers ------------------------------------------------
 
 
-class SkippingList(MemoryDriver):
-    """Each full page's marker jumps one message too far."""
-
-    def __init__(self, uri: str = "memory://", **options: Any) -> None:
-        super().__init__(uri, **options)
-        self._message_controller = SkippingMessages(self)
-
-
-class SkippingMessages(MemoryMessages):
-    def _list(self, queue, project, after, limit, hide_from, include_claimed, now):
-        messages, marker = super()._list(queue, project, after, limit, hide_from, include_claimed, now)
-        if len(messages) == limit:
-            decoded = tokens.decode_pair(marker)
-            assert decoded is not None
-            incarnation, position = decoded
-            marker = tokens.encode_pair(incarnation, position + 1)
-        return messages, marker
-
-
-class ReversingPost(MemoryDriver):
-    """Stores each batch in reverse order."""
-
-    def __init__(self, uri: str = "memory://", **options: Any) -> None:
-        super().__init__(uri, **options)
-        self._message_controller = ReversingMessages(self)
-
-
-class ReversingMessages(MemoryMessages):
-    def _post(self, queue, project, messages, client_uuid, now):
-        return list(reversed(super()._post(queue, project, list(reversed(messages)), client_uuid, now)))
-
-
-class RacyClaims(MemoryDriver):
-    """Claims check, then act: they pick the eligible messages, let go of the lock, then mark them claimed.
-
-    The first two claims to find something are made to interleave (both pick before either marks), so the race
-    happens every time rather than now and then.
-    """
-
-    def __init__(self, uri: str = "memory://", **options: Any) -> None:
-        super().__init__(uri, **options)
-        self._claim_controller = RacyClaimController(self)
-        self.interleave = threading.Barrier(2)
-
-
-class RacyClaimController(MemoryClaims):
-    driver: RacyClaims
-
-    def _create(self, queue, project, terms, limit, now):
-        with self.driver.lock:
-            chosen = self.driver.queue(queue, project, now).eligible(now, limit)
-        if not chosen:
-            return None, []
-        if not self.driver.interleave.broken:
-            try:
-                self.driver.interleave.wait(5)
-            except threading.BrokenBarrierError:
-                pass
-            self.driver.interleave.abort()  # only the first two interleave
-        with self.driver.lock:
-            target = self.driver.queue(queue, project, now)
-            grabbed = _Claim(tokens.new_claim_id(), terms.ttl, now, now + terms.ttl)
-            target.claims[grabbed.id] = grabbed
-            for message in chosen:
-                message.claim = grabbed
-            return grabbed.id, [message.stored(now) for message in chosen]
-
-
-class TwoStepPost(MemoryDriver):
-    """PRIOR_ART's trap: a post reserves its markers, lets go, then inserts (a sequence committing out of order)."""
-
-    def __init__(self, uri: str = "memory://", **options: Any) -> None:
-        super().__init__(uri, **options)
-        self._message_controller = TwoStepMessages(self)
-
-
-class TwoStepMessages(MemoryMessages):
-    def _post(self, queue, project, messages, client_uuid, now):
-        with self.driver.lock:
-            target = self.driver.queue(queue, project, now)
-            reserved = []
-            for new in messages:
-                target.last_number += 1
-                target.last_position += 1
-                reserved.append((new, target.last_number, target.last_position))
-        time.sleep(random.uniform(0, 0.003))  # another post, or a page, may come in here
-        with self.driver.lock:
-            for new, number, position in reserved:
-                message = _Message(
-                    number=number,
-                    id=tokens.encode_pair(target.incarnation, number),
-                    client=client_uuid,
-                    body=new.body,
-                    created=now,
-                    expires=now + new.ttl,
-                    visible_at=now,
-                    position=position,
-                )
-                target.messages[number] = message
-                target.visible[position] = message
-            target.visible = dict(sorted(target.visible.items()))
-            return [tokens.encode_pair(target.incarnation, number) for _, number, _ in reserved]
-
-
-class Stuck(MemoryDriver):
-    """Listing blocks until ``release`` is set."""
-
-    release = threading.Event()
-
-    def __init__(self, uri: str = "memory://", **options: Any) -> None:
-        super().__init__(uri, **options)
-        self._message_controller = StuckMessages(self)
-
-
-class StuckMessages(MemoryMessages):
-    def _list(self, *args):
-        Stuck.release.wait(30)
-        return super()._list(*args)
-
-
 def run_mixed(driver: DriverBase, seed: int = 1, claimers: int = 2, timeout: float = 20.0):
     driver.queue_controller.upsert(Q, {}, project="p")
     roles: list[workloads.Role] = [
@@ -445,7 +323,7 @@ def test_the_workload_finds_a_skipping_list():
 
 
 def test_the_workload_finds_batches_out_of_order():
-    report = run_mixed(ReversingPost(clock=ManualClock()))
+    report = run_mixed(ReversedBatches(clock=ManualClock()))
     assert AnomalyKind.PRODUCER_ORDER in report.kinds(), report.summary()
     assert report.of(AnomalyKind.LOST) == []
 

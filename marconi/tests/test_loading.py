@@ -73,8 +73,9 @@ def test_options_reach_the_driver():
 
 
 def test_an_unknown_option_is_refused():
-    with pytest.raises(TypeError):
+    with pytest.raises(storage.InvalidInput) as caught:
         storage.load("memory://", colour="blue")
+    assert caught.value.field == "colour"
 
 
 def test_installed_drivers_describe_each_driver_once():

@@ -26,20 +26,21 @@ BUG = os.environ.get("TOY_BUG", "")
 
 
 class ToyMessages(MemoryMessages):
-    def _list(self, *args):
-        messages, marker = super()._list(*args)
-        if BUG == "list-skips" and len(messages) > 1:
-            del messages[1]  # loses the second message of every page
-        return messages, marker
+    def _list(self, request):
+        listed = super()._list(request)
+        if BUG == "list-skips" and listed is not None:
+            del listed.rows[1:2]  # loses the second message of every page
+        return listed
 
 
 class ToyClaims(MemoryClaims):
-    def _create(self, queue, project, terms, limit, now):
+    def _create(self, request):
         if BUG == "claim-steals":
             with self.driver.lock:
-                for message in self.driver.queue(queue, project, now).messages.values():
-                    message.claim = None  # forgets live claims, so their messages are handed out again
-        return super()._create(queue, project, terms, limit, now)
+                for queue in self.driver.queues.values():
+                    for message in queue.messages.values():
+                        message.claim_expires = None  # forgets live claims: their messages are handed out again
+        return super()._create(request)
 
 
 class ToyDriver(MemoryDriver):

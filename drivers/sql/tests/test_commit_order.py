@@ -291,7 +291,8 @@ def test_a_post_waiting_for_a_pooled_connection_past_the_conflict_timeout_writes
 
 
 def test_a_deadlock_is_retried_and_both_transactions_commit(driver: SQLDriver, project: str) -> None:
-    """Two transactions lock two queue rows in opposite orders: the backend kills one, the driver reruns it."""
+    """Two transactions lock two queue rows in opposite orders: the backend kills one, the core's retry loop
+    (``DriverBase.call``) reruns it."""
     if kind(driver) == "sqlite":
         pytest.skip("SQLite writers never deadlock: BEGIN IMMEDIATE serialises them")
     for name in ("left", "right"):
@@ -318,8 +319,11 @@ def test_a_deadlock_is_retried_and_both_transactions_commit(driver: SQLDriver, p
 
         return run
 
-    one = Background(lambda: driver.database.run(work("left", "right")))
-    other = Background(lambda: driver.database.run(work("right", "left")))
+    def transaction(first: str, second: str) -> str:
+        return driver.call("test", lambda: driver.database.run(work(first, second)), idempotent=False)
+
+    one = Background(lambda: transaction("left", "right"))
+    other = Background(lambda: transaction("right", "left"))
     assert {one.join(), other.join()} == {"left", "right"}
     assert sorted(attempts.values()) == [1, 2], "exactly one of them was chosen as the victim and rerun"
     assert driver.queue_controller.get("left", project=project) == {"touched": True}

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from marconi.storage import BackendError, DriverLoadError, InvalidInput, ManualClock, tokens
 from marconi.storage.loading import scheme_of
 
-from ..engine import kind_of
+from ..urls import kind_of
 from .conftest import SQL_DRIVER, in_memory, kind, open_driver
 
 if TYPE_CHECKING:
