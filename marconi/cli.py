@@ -18,10 +18,32 @@ from collections.abc import Sequence
 
 from marconi import __version__
 from marconi import gc as collector
-from marconi.storage import StorageError, installed_drivers, load
+from marconi.storage import StorageError, installed_drivers, load, validation
+from marconi.storage.base import MAX_GC_INTERVAL
 from marconi.storage.errors import DriverLoadError, DriverNotFound, InvalidInput
 
 USAGE_ERROR = 2
+
+
+class _OneLine(logging.Formatter):
+    """Log records as one line each: a library's traceback (a pool that failed to reset a killed connection, say)
+    becomes its last line, so an operator's terminal shows what happened, not a stack."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}".replace("\n", " ")
+            record.args = None
+        return super().format(record)
+
+
+def _logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    for noisy in ("stevedore", "sqlalchemy"):  # their INFO is not an operator's business
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _drivers(args: argparse.Namespace) -> int:
@@ -53,40 +75,43 @@ def _drivers(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s marconi-gc: %(message)s",
-        stream=sys.stderr,
-    )
-    stop = threading.Event()
-    with load(args.uri) as driver, collector.stop_on_signals(stop):
-        collector.run(driver, stop, interval=args.interval, once=args.once)
+    _logging(args.verbose)
+    with load(args.uri) as driver:
+        if args.once:
+            collector.once(driver)  # a failed pass raises: the command fails
+            return 0
+        stop = threading.Event()
+        with collector.stop_on_signals(stop):
+            collector.run(driver, stop, interval=args.interval)
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-    import pytest  # only this subcommand needs it
-
-    pytest_args = ["--pyargs", "marconi.tests.conformance", "-p", "no:cacheprovider", "-q"]
+    try:
+        import pytest  # only this subcommand needs it
+    except ImportError:
+        raise DriverLoadError("marconi check runs the suite with pytest: pip install 'marconi[testing]'") from None
+    for uri in args.uris:  # one clear line for a URI that cannot work, before a thousand tests fail on it
+        with load(uri):
+            pass
+    pytest_args = ["-p", "marconi.tests.plugin", "--pyargs", "marconi.tests.conformance", "-p", "no:cacheprovider"]
     for uri in args.uris:
         pytest_args += ["--marconi-uri", uri]
-    return int(pytest.main([*pytest_args, *args.pytest_args]))
+    return int(pytest.main([*pytest_args, "-q", *args.pytest_args]))
 
 
-def _positive(text: str) -> float:
+def _interval(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
+        return validation.positive_seconds(float(text), "--interval", MAX_GC_INTERVAL)
+    except (ValueError, OverflowError) as error:  # InvalidInput is a ValueError
+        problem = error.problem if isinstance(error, InvalidInput) else f"must be a number of seconds, got {text!r}"
+        raise argparse.ArgumentTypeError(problem) from None
 
 
 def _gc_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("uri", help="driver URI, e.g. sqlite:///marconi.db")
     parser.add_argument(
-        "--interval", type=_positive, default=None, help="seconds between passes (default: the driver's gc_interval)"
+        "--interval", type=_interval, default=None, help="seconds between passes (default: the driver's gc_interval)"
     )
     parser.add_argument("--once", action="store_true", help="run one pass and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
@@ -106,8 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="run the conformance suite against driver URIs")
     check.add_argument("uris", nargs="+", metavar="URI", help="driver URIs to check")
-    check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
-    check.set_defaults(run=_check)
+    check.set_defaults(run=_check, pytest_args=[])  # extra pytest arguments follow a --
     return parser
 
 
@@ -119,7 +143,7 @@ def _dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> in
         argv, extra = argv[:at], argv[at + 1 :]
     args = parser.parse_args(argv)
     if hasattr(args, "pytest_args"):
-        args.pytest_args = [*args.pytest_args, *extra]
+        args.pytest_args = extra
     elif extra:
         parser.error(f"unexpected arguments after --: {' '.join(extra)}")
     try:

@@ -13,8 +13,8 @@ from marconi.storage import DriverBase, StorageError
 log = logging.getLogger("marconi.gc")
 
 
-def run(driver: DriverBase, stop: threading.Event, interval: float | None = None, once: bool = False) -> int:
-    """Collect until ``stop`` is set (or once); return the total removed.
+def run(driver: DriverBase, stop: threading.Event, interval: float | None = None) -> int:
+    """Collect until ``stop`` is set; return the total removed.
 
     A failing pass is logged and retried at the next interval: a collector outlives a backend's outage.
     """
@@ -29,10 +29,17 @@ def run(driver: DriverBase, stop: threading.Event, interval: float | None = None
         else:
             total += removed
             log.info("removed %d expired messages and claims", removed)
-        if once or stop.wait(interval):
+        if stop.wait(interval):
             break
     log.info("stopped after removing %d in all", total)
     return total
+
+
+def once(driver: DriverBase) -> int:
+    """One pass: the number removed. A failed pass raises its StorageError."""
+    removed = driver.gc()
+    log.info("removed %d expired messages and claims from %s", removed, driver.uri)
+    return removed
 
 
 @contextmanager

@@ -66,7 +66,11 @@ class SQLDriver(DriverBase):
         self.tables = schema.Tables(self.options["table_prefix"])
         self.database = Database(uri, self.conflict_timeout, **engine_options)
         try:
-            self.call("schema", lambda: schema.create(self.database, self.tables), idempotent=True)
+            self.call(
+                f"setup ({self.database.backend})",
+                lambda: schema.create(self.database, self.tables),
+                idempotent=True,
+            )
             self.database.connected()
         except BaseException:
             self.database.close()

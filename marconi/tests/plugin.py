@@ -1,12 +1,21 @@
-"""The pytest plugin behind the conformance suite (registered as the ``pytest11`` entry point ``marconi``).
+"""The pytest plugin behind the conformance suite. It is never loaded by itself: ask for it by name.
 
 Run the suite against any driver URI, as many as you like::
 
-    pytest --pyargs marconi.tests.conformance --marconi-uri=sqlite:///x.db --marconi-uri=memory://
+    pytest -p marconi.tests.plugin --pyargs marconi.tests.conformance --marconi-uri=sqlite:///x.db
 
-Without ``--marconi-uri`` the URIs come from ``$MARCONI_TEST_URIS`` (space separated), else ``memory://``.
-A test marked ``@pytest.mark.requires("claims")`` runs only on drivers that declare that capability; the
-others report it as skipped by name, and the run ends with a summary per URI.
+(or ``marconi check URI...``, or ``pytest_plugins = ["marconi.tests.plugin"]`` in a driver's own root
+conftest). The URIs come from ``--marconi-uri`` (repeatable), else from ``$MARCONI_TEST_URIS`` (space
+separated); a test that needs a driver when neither names one is a usage error, never a silent skip.
+
+Markers:
+
+- ``requires(Capability.CLAIMS, ...)``: runs only on drivers declaring those capabilities; the others report it
+  skipped by name. A name that is not a ``Capability`` fails the collection.
+- ``driver("sqlalchemy")``: a driver's own test, run only on URIs that load that driver (by its canonical
+  name) and deselected on the others.
+
+A run with URIs ends with a summary per URI: passed, failed, and the capabilities skipped.
 """
 
 from __future__ import annotations
@@ -20,9 +29,12 @@ from typing import Any
 
 import pytest
 
-from marconi.storage import DriverBase, ManualClock, MessageBase, load
+from marconi.storage import Capability, DriverBase, ManualClock, MessageBase, load
+from marconi.storage.errors import StorageError
+from marconi.storage.loading import driver_class, scheme_of
 
 SKIP_PREFIX = "driver does not declare capability"
+_ACTIVE = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,18 +50,62 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*capabilities): run only on drivers declaring these capabilities")
+    config.addinivalue_line("markers", "driver(name): a driver's own test, run only on URIs that load that driver")
     config.addinivalue_line("markers", "slow: a long-running concurrency or property test")
+    config.stash[_ACTIVE] = bool(driver_uris(config))
 
 
 def driver_uris(config: pytest.Config) -> list[str]:
+    """The URIs under test: ``--marconi-uri`` options, else ``$MARCONI_TEST_URIS``; empty when neither is set."""
     uris: list[str] = config.getoption("marconi_uri") or os.environ.get("MARCONI_TEST_URIS", "").split()
-    return uris or ["memory://"]
+    return uris
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "marconi_uri" in metafunc.fixturenames:
         uris = driver_uris(metafunc.config)
+        if not uris:
+            raise pytest.UsageError(
+                f"{metafunc.definition.nodeid} runs against storage drivers: name one or more with --marconi-uri "
+                "(or $MARCONI_TEST_URIS), e.g. --marconi-uri=memory://"
+            )
         metafunc.parametrize("marconi_uri", uris, ids=uris, scope="session")
+
+
+def _driver_name(uri: str, cache: dict[str, str | None]) -> str | None:
+    """The canonical name of the driver a URI loads (None when none is installed for it)."""
+    if uri not in cache:
+        try:
+            cls = driver_class(scheme_of(uri))
+            cache[uri] = cls.name or scheme_of(uri)
+        except StorageError:
+            cache[uri] = None
+    return cache[uri]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail on a ``requires`` naming no capability; deselect a driver's own tests on other drivers' URIs."""
+    names: dict[str, str | None] = {}
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        for marker in item.iter_markers("requires"):
+            unknown = sorted(set(marker.args) - Capability.ALL)
+            if unknown:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: requires({', '.join(map(repr, unknown))}) names no capability; "
+                    f"the capabilities are {', '.join(sorted(Capability.ALL))} (use the Capability constants)"
+                )
+        mine = item.get_closest_marker("driver")
+        callspec = getattr(item, "callspec", None)
+        uri = callspec.params.get("marconi_uri") if callspec is not None else None
+        if mine is not None and uri is not None and _driver_name(uri, names) not in mine.args:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
@@ -172,6 +228,8 @@ def _section(nodeid: str) -> str:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """Per URI: passed, failed and skipped, which capabilities caused the skips, and where the failures are."""
+    if not config.stash.get(_ACTIVE, False):
+        return
     outcomes: dict[str, Counter[str]] = defaultdict(Counter)
     sections: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     undeclared: dict[str, set[str]] = defaultdict(set)

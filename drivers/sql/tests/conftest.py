@@ -1,44 +1,28 @@
-"""Fixtures of the SQL driver's own tests: they run on each ``--marconi-uri`` that names a SQL backend."""
+"""Fixtures of the SQL driver's own tests. Each module is marked ``driver("sqlalchemy")``, so the tests run on
+each ``--marconi-uri`` the SQL driver serves and are deselected on the others."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import pytest
 import sqlalchemy as sa
 
 from marconi.storage import ManualClock, load
-from marconi.storage.loading import driver_class, scheme_of
+from marconi.storage.loading import driver_class
 
 if TYPE_CHECKING:
     from .. import SQLDriver
 
 #: The driver class as the entry point installs it (``marconi_drivers.sql``), whatever name pytest gives this file.
 SQL_DRIVER = cast("type[SQLDriver]", driver_class("sqlalchemy"))
-SQL_SCHEMES = frozenset(SQL_DRIVER.schemes)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """These tests are about the SQL driver: on other drivers' URIs they are deselected, not run."""
-    here = Path(__file__).parent
-    keep: list[pytest.Item] = []
-    drop: list[pytest.Item] = []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        uri = callspec.params.get("marconi_uri") if callspec is not None else None
-        mine = item.path.is_relative_to(here)
-        (drop if mine and uri is not None and scheme_of(uri) not in SQL_SCHEMES else keep).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
 
 
 @pytest.fixture
 def sql_uri(marconi_uri: str) -> str:
-    """The URI under test: always one the SQL driver serves (see pytest_collection_modifyitems)."""
+    """The URI under test: always one the SQL driver serves (the modules' ``driver`` marker sees to it)."""
     return marconi_uri
 
 

@@ -28,6 +28,8 @@ from .conftest import kind, open_driver
 if TYPE_CHECKING:
     from .. import SQLDriver
 
+pytestmark = pytest.mark.driver("sqlalchemy")
+
 QUEUE = "ordered"
 STUCK_GUARD = 60.0  # seconds before a test gives up waiting for a state it expects; never asserted on
 

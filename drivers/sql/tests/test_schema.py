@@ -22,6 +22,8 @@ from .conftest import SQL_DRIVER, in_memory, kind, open_driver
 if TYPE_CHECKING:
     from .. import SQLDriver
 
+pytestmark = pytest.mark.driver("sqlalchemy")
+
 CLIENT = str(uuid.uuid4())
 
 

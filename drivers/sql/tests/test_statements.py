@@ -20,6 +20,8 @@ from .conftest import kind
 if TYPE_CHECKING:
     from .. import SQLDriver
 
+pytestmark = pytest.mark.driver("sqlalchemy")
+
 CLIENT = str(uuid.uuid4())
 
 #: post of 10 messages: lock-and-bump the queue counters (UPDATE ... RETURNING, or SELECT ... FOR UPDATE then

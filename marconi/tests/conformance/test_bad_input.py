@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from marconi.storage import (
+    Capability,
     ClaimDoesNotExist,
     InvalidInput,
     MessageDoesNotExist,
@@ -35,8 +36,8 @@ from marconi.storage.validation import (
 
 from ._helpers import claim, drain, ids, scratch_projects, snapshot
 
-CLAIMS = pytest.mark.requires("claims")
-POP = pytest.mark.requires("pop")
+CLAIMS = pytest.mark.requires(Capability.CLAIMS)
+POP = pytest.mark.requires(Capability.POP)
 
 
 @dataclass
@@ -530,7 +531,7 @@ def test_a_bad_delay_is_rejected(marconi, seeded, delay):
     assert_rejected(marconi, lambda: post_second(marconi, seeded.q, delay=delay), "messages[1].delay")
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_the_delay_bounds_are_accepted(marconi):
     q = marconi.new_queue()
     post_second(marconi, q, delay=MAX_DELAY)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from marconi.storage import ClaimDoesNotExist
+from marconi.storage import Capability, ClaimDoesNotExist
 
 from ._helpers import claim, claim_is_gone, claimed_ids, counts, drain, ids, listing, unissued_claim_id
 
-pytestmark = pytest.mark.requires("claims")
+pytestmark = pytest.mark.requires(Capability.CLAIMS)
 
 
 def marker_order(marconi, q):
@@ -36,7 +36,7 @@ def test_created_messages_carry_id_ttl_age_body_and_claim_id(marconi):
     assert held == [{"id": message_id, "ttl": 600, "age": 4, "body": {"k": "v"}, "claim_id": claim_id}]
 
 
-@pytest.mark.requires("fifo")
+@pytest.mark.requires(Capability.FIFO)
 def test_claims_follow_posting_order_across_batches(marconi):
     q = marconi.new_queue()
     posted = marconi.post(q, [0, 1]) + marconi.post(q, [2]) + marconi.post(q, [3, 4])
@@ -86,14 +86,14 @@ def test_create_when_everything_expired_returns_none_and_nothing(marconi):
     assert claim(marconi, q) == (None, [])
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_create_when_everything_is_delayed_returns_none_and_nothing(marconi):
     q = marconi.new_queue()
     marconi.post(q, 2, delay=30)
     assert claim(marconi, q) == (None, [])
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_create_skips_delayed_messages(marconi):
     q = marconi.new_queue()
     first = marconi.post(q, ["now"])

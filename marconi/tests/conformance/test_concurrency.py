@@ -15,20 +15,21 @@ from pathlib import Path
 
 import pytest
 
+from marconi.storage import Capability
 from marconi.tests import workloads
 from marconi.tests.history import Report, check_claims, check_observers
 
 #: Hard limit on one workload; a healthy driver needs a few seconds.
 TIMEOUT = 60.0
 
-OBSERVERS = ("observer_once", "fifo")
-CLAIMS = ("claims", "fifo")
+OBSERVERS = (Capability.OBSERVER_ONCE, Capability.FIFO)
+CLAIMS = (Capability.CLAIMS, Capability.FIFO)
 
 
 def modes(*capabilities: str) -> list[object]:
     return [
         pytest.param("threads", marks=pytest.mark.requires(*capabilities), id="threads"),
-        pytest.param("processes", marks=pytest.mark.requires(*capabilities, "multiprocess"), id="processes"),
+        pytest.param("processes", marks=pytest.mark.requires(*capabilities, Capability.MULTIPROCESS), id="processes"),
     ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from marconi.storage import MessageDoesNotExist
+from marconi.storage import Capability, MessageDoesNotExist
 
 from ._helpers import bodies, claim, claim_is_gone, claimed_ids, counts, drain, ids, listing, stats
 
@@ -35,7 +35,7 @@ def test_a_message_vanishes_everywhere_at_its_ttl(marconi):
     assert stats(marconi, q) == {"claimed": 0, "free": 0, "total": 0}
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_an_expired_message_cannot_be_claimed(marconi):
     q = marconi.new_queue()
     marconi.post(q, ["x"], ttl=10)
@@ -68,7 +68,7 @@ def test_an_observer_never_sees_an_expired_message(marconi):
 # -- claims --------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_a_claim_lives_until_its_ttl(marconi):
     q = marconi.new_queue()
     posted = marconi.post(q, 2)
@@ -81,7 +81,7 @@ def test_a_claim_lives_until_its_ttl(marconi):
     assert counts(marconi, q) == {"claimed": 0, "free": 2, "total": 2}
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_a_claim_extends_a_messages_life_to_its_end_plus_grace(marconi):
     q = marconi.new_queue()
     message_id = marconi.post(q, ["x"], ttl=10)[0]
@@ -97,7 +97,7 @@ def test_a_claim_extends_a_messages_life_to_its_end_plus_grace(marconi):
         marconi.messages.get(q, message_id, project=marconi.project)
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_a_claim_never_shortens_a_messages_life(marconi):
     q = marconi.new_queue()
     message_id = marconi.post(q, ["x"], ttl=1000)[0]
@@ -108,7 +108,7 @@ def test_a_claim_never_shortens_a_messages_life(marconi):
     assert marconi.messages.get(q, message_id, project=marconi.project)["ttl"] == 1000
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_an_expired_claim_leaves_its_message_alive_until_the_grace_ends(marconi):
     q = marconi.new_queue()
     marconi.post(q, ["x"], ttl=5)
@@ -118,7 +118,7 @@ def test_an_expired_claim_leaves_its_message_alive_until_the_grace_ends(marconi)
     assert bodies(again) == ["x"]
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_update_extends_message_lives_as_create_does(marconi):
     q = marconi.new_queue()
     message_id = marconi.post(q, ["x"], ttl=20)[0]
@@ -133,7 +133,7 @@ def test_update_extends_message_lives_as_create_does(marconi):
         marconi.messages.get(q, message_id, project=marconi.project)
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_update_keeps_a_claim_alive_past_its_first_ttl(marconi):
     q = marconi.new_queue()
     posted = marconi.post(q, 2)
@@ -148,7 +148,7 @@ def test_update_keeps_a_claim_alive_past_its_first_ttl(marconi):
 # -- gc ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_gc_removes_expired_messages_and_claims_and_counts_them(marconi):
     q = marconi.new_queue()
     keep = marconi.post(q, ["keep0", "keep1"], ttl=1000)
@@ -191,7 +191,7 @@ def test_gc_interval_is_a_positive_number_of_seconds(marconi):
 # -- delayed messages ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_a_delayed_message_is_hidden_until_due_but_exists(marconi):
     q = marconi.new_queue()
     message_id = marconi.post(q, ["later"], delay=30)[0]
@@ -204,7 +204,7 @@ def test_a_delayed_message_is_hidden_until_due_but_exists(marconi):
     assert counts(marconi, q) == {"claimed": 0, "free": 1, "total": 1}
 
 
-@pytest.mark.requires("delay", "claims")
+@pytest.mark.requires(Capability.DELAY, Capability.CLAIMS)
 def test_a_delayed_message_is_claimed_only_when_due(marconi):
     q = marconi.new_queue()
     message_id = marconi.post(q, ["later"], delay=30)[0]
@@ -213,7 +213,7 @@ def test_a_delayed_message_is_claimed_only_when_due(marconi):
     assert ids(claim(marconi, q)[1]) == [message_id]
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_a_delayed_messages_ttl_counts_from_posting(marconi):
     q = marconi.new_queue()
     message_id = marconi.post(q, ["x"], ttl=20, delay=10)[0]
@@ -224,7 +224,7 @@ def test_a_delayed_messages_ttl_counts_from_posting(marconi):
     assert counts(marconi, q)["total"] == 0
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_a_message_expiring_before_it_is_due_is_never_seen(marconi):
     q = marconi.new_queue()
     marconi.post(q, ["x"], ttl=5, delay=10)
@@ -234,7 +234,7 @@ def test_a_message_expiring_before_it_is_due_is_never_seen(marconi):
     assert stats(marconi, q) == {"claimed": 0, "free": 0, "total": 0}
 
 
-@pytest.mark.requires("delay", "fifo")
+@pytest.mark.requires(Capability.DELAY, Capability.FIFO)
 def test_a_due_message_comes_after_everything_already_visible(marconi):
     q = marconi.new_queue()
     delayed = marconi.post(q, ["delayed"], delay=10)
@@ -243,7 +243,7 @@ def test_a_due_message_comes_after_everything_already_visible(marconi):
     assert ids(drain(marconi, q)[0]) == visible + delayed
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_an_observer_past_the_end_sees_a_due_message_once(marconi):
     q = marconi.new_queue()
     delayed = marconi.post(q, ["delayed"], delay=10)
@@ -255,7 +255,7 @@ def test_an_observer_past_the_end_sees_a_due_message_once(marconi):
     assert drain(marconi, q, marker=marker)[0] == []
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_an_observer_sees_due_messages_between_later_posts_once(marconi):
     q = marconi.new_queue()
     delayed = marconi.post(q, ["d"], delay=10)
@@ -270,7 +270,7 @@ def test_an_observer_sees_due_messages_between_later_posts_once(marconi):
     assert delayed[0] in ids(seen)
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_due_messages_take_markers_in_order_of_due_time(marconi):
     q = marconi.new_queue()
     late = marconi.post(q, ["late"], delay=20)
@@ -279,14 +279,14 @@ def test_due_messages_take_markers_in_order_of_due_time(marconi):
     assert ids(drain(marconi, q)[0]) == early + late
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_a_delay_of_zero_is_immediate(marconi):
     q = marconi.new_queue()
     posted = marconi.post(q, ["now"], delay=0)
     assert ids(listing(marconi, q)[0]) == posted
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_a_message_made_due_by_gc_is_seen_after_the_observers_marker(marconi):
     q = marconi.new_queue()
     delayed = marconi.post(q, ["d"], delay=10)

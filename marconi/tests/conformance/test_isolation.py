@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from marconi.storage import ClaimDoesNotExist, InvalidInput, MessageDoesNotExist, QueueDoesNotExist
+from marconi.storage import Capability, ClaimDoesNotExist, InvalidInput, MessageDoesNotExist, QueueDoesNotExist
 
 from ._helpers import drain, scratch_projects
 
@@ -113,7 +113,7 @@ def test_deletes_stay_in_their_project(sides):
     assert one.m.queues.get("shared", project=one.project) == {}
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_claims_stay_in_their_project(sides):
     one, two = sides
     for side in sides:
@@ -133,7 +133,7 @@ def test_claims_stay_in_their_project(sides):
     assert [message["body"] for message in theirs] == ["two-a"]
 
 
-@pytest.mark.requires("pop")
+@pytest.mark.requires(Capability.POP)
 def test_pop_stays_in_its_project(sides):
     one, two = sides
     for side in sides:

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from marconi.storage import (
+    Capability,
     InvalidInput,
     MessageDoesNotExist,
     MessageIsClaimed,
@@ -103,23 +104,23 @@ MISSING_QUEUE_RAISES = [
     pytest.param(
         lambda m, q, mid, cid: m.messages.pop(q, project=m.project),
         id="messages.pop",
-        marks=pytest.mark.requires("pop"),
+        marks=pytest.mark.requires(Capability.POP),
     ),
     pytest.param(lambda m, q, mid, cid: m.queues.stats(q, project=m.project), id="queues.stats"),
     pytest.param(
         lambda m, q, mid, cid: m.claims.create(q, {"ttl": 60}, project=m.project),
         id="claims.create",
-        marks=pytest.mark.requires("claims"),
+        marks=pytest.mark.requires(Capability.CLAIMS),
     ),
     pytest.param(
         lambda m, q, mid, cid: m.claims.get(q, cid, project=m.project),
         id="claims.get",
-        marks=pytest.mark.requires("claims"),
+        marks=pytest.mark.requires(Capability.CLAIMS),
     ),
     pytest.param(
         lambda m, q, mid, cid: m.claims.update(q, cid, {"ttl": 60}, project=m.project),
         id="claims.update",
-        marks=pytest.mark.requires("claims"),
+        marks=pytest.mark.requires(Capability.CLAIMS),
     ),
 ]
 
@@ -133,7 +134,7 @@ MISSING_QUEUE_SILENT = [
     pytest.param(
         lambda m, q, mid, cid: m.claims.delete(q, cid, project=m.project),
         id="claims.delete",
-        marks=pytest.mark.requires("claims"),
+        marks=pytest.mark.requires(Capability.CLAIMS),
     ),
 ]
 
@@ -206,7 +207,7 @@ def test_ages_and_ttls_are_whole_seconds_on_a_fractional_clock(marconi):
     marconi.clock.set(math.ceil(marconi.clock.now()))  # back on a whole second for the tests that follow
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_get_carries_claim_id_only_while_claimed(marconi):
     q = marconi.new_queue()
     message_id = marconi.post(q, 1)[0]
@@ -269,7 +270,7 @@ def test_list_messages_carry_id_ttl_age_and_body(marconi):
     assert items == [{"id": message_id, "ttl": 90, "age": 3, "body": {"k": 1}}]
 
 
-@pytest.mark.requires("fifo")
+@pytest.mark.requires(Capability.FIFO)
 def test_list_is_in_posting_order_within_and_across_batches(marconi):
     q = marconi.new_queue()
     posted = marconi.post(q, [0, 1, 2]) + marconi.post(q, [3]) + marconi.post(q, [4, 5])
@@ -384,7 +385,7 @@ def test_a_page_of_only_hidden_messages_moves_the_marker_past_them(marconi):
     assert ids(listing(marconi, q, marker=marker)[0]) == new
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_a_page_of_only_claimed_messages_moves_the_marker_past_them(marconi):
     q = marconi.new_queue()
     marconi.post(q, 3)
@@ -434,7 +435,7 @@ def test_client_uuid_is_compared_as_a_uuid_not_as_text(marconi):
     assert ids(listing(marconi, q, client_uuid=client)[0]) == other
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_list_leaves_out_claimed_messages_unless_include_claimed(marconi):
     q = marconi.new_queue()
     posted = marconi.post(q, 4)
@@ -482,7 +483,7 @@ def test_delete_with_another_queues_message_id_deletes_nothing(marconi):
     assert counts(marconi, q1)["total"] == counts(marconi, q2)["total"] == 1
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_deleting_a_claimed_message_without_its_claim_raises_message_is_claimed(marconi):
     q = marconi.new_queue()
     message_id = marconi.post(q, 1)[0]
@@ -492,7 +493,7 @@ def test_deleting_a_claimed_message_without_its_claim_raises_message_is_claimed(
     assert marconi.messages.get(q, message_id, project=marconi.project)["id"] == message_id
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_deleting_a_claimed_message_with_another_claim_raises_message_not_claimed_by(marconi):
     q = marconi.new_queue()
     first, _ = marconi.post(q, 2)
@@ -504,7 +505,7 @@ def test_deleting_a_claimed_message_with_another_claim_raises_message_not_claime
     assert marconi.messages.get(q, first, project=marconi.project)["id"] == first
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_deleting_an_unclaimed_message_with_a_claim_id_raises_message_not_claimed_by(marconi):
     q = marconi.new_queue()
     _, free_one = marconi.post(q, 2)
@@ -514,7 +515,7 @@ def test_deleting_an_unclaimed_message_with_a_claim_id_raises_message_not_claime
     assert counts(marconi, q)["total"] == 2
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_deleting_a_claimed_message_with_its_claim_removes_it(marconi):
     q = marconi.new_queue()
     first, second = marconi.post(q, 2)
@@ -526,7 +527,7 @@ def test_deleting_a_claimed_message_with_its_claim_removes_it(marconi):
     assert ids(held) == [second]
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_a_message_whose_claim_expired_deletes_without_a_claim(marconi):
     q = marconi.new_queue()
     message_id = marconi.post(q, 1)[0]
@@ -556,7 +557,7 @@ def test_bulk_delete_of_missing_ids_is_not_an_error(marconi):
     marconi.messages.bulk_delete(q, [], project=marconi.project)
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_bulk_delete_leaves_claimed_messages(marconi):
     q = marconi.new_queue()
     posted = marconi.post(q, 4)
@@ -569,7 +570,7 @@ def test_bulk_delete_leaves_claimed_messages(marconi):
 # -- pop -----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.requires("pop")
+@pytest.mark.requires(Capability.POP)
 def test_pop_removes_and_returns_the_oldest_messages(marconi):
     q = marconi.new_queue()
     marconi.post(q, 5, ttl=60)
@@ -583,7 +584,7 @@ def test_pop_removes_and_returns_the_oldest_messages(marconi):
     assert counts(marconi, q)["total"] == 3
 
 
-@pytest.mark.requires("pop", "fifo")
+@pytest.mark.requires(Capability.POP, Capability.FIFO)
 def test_pop_follows_posting_order(marconi):
     q = marconi.new_queue()
     marconi.post(q, [0, 1])
@@ -591,7 +592,7 @@ def test_pop_follows_posting_order(marconi):
     assert bodies(marconi.messages.pop(q, limit=100, project=marconi.project)) == [0, 1, 2]
 
 
-@pytest.mark.requires("pop")
+@pytest.mark.requires(Capability.POP)
 def test_pop_limit_defaults_to_10(marconi):
     q = marconi.new_queue()
     marconi.post(q, 12)
@@ -599,13 +600,13 @@ def test_pop_limit_defaults_to_10(marconi):
     assert counts(marconi, q)["total"] == 2
 
 
-@pytest.mark.requires("pop")
+@pytest.mark.requires(Capability.POP)
 def test_pop_of_an_empty_queue_returns_nothing(marconi):
     q = marconi.new_queue()
     assert marconi.messages.pop(q, project=marconi.project) == []
 
 
-@pytest.mark.requires("pop")
+@pytest.mark.requires(Capability.POP)
 def test_pop_skips_expired_messages(marconi):
     q = marconi.new_queue()
     marconi.post(q, ["short"], ttl=5)
@@ -614,7 +615,7 @@ def test_pop_skips_expired_messages(marconi):
     assert ids(marconi.messages.pop(q, project=marconi.project)) == long
 
 
-@pytest.mark.requires("pop", "claims")
+@pytest.mark.requires(Capability.POP, Capability.CLAIMS)
 def test_pop_skips_claimed_messages(marconi):
     q = marconi.new_queue()
     posted = marconi.post(q, 4)
@@ -624,7 +625,7 @@ def test_pop_skips_claimed_messages(marconi):
     assert sorted(ids(marconi.claims.get(q, claim_id, project=marconi.project)[1])) == sorted(ids(held))
 
 
-@pytest.mark.requires("pop", "claims")
+@pytest.mark.requires(Capability.POP, Capability.CLAIMS)
 def test_pop_takes_messages_whose_claim_expired(marconi):
     q = marconi.new_queue()
     posted = marconi.post(q, 2)
@@ -633,7 +634,7 @@ def test_pop_takes_messages_whose_claim_expired(marconi):
     assert sorted(ids(marconi.messages.pop(q, project=marconi.project))) == sorted(posted)
 
 
-@pytest.mark.requires("pop", "delay")
+@pytest.mark.requires(Capability.POP, Capability.DELAY)
 def test_pop_skips_delayed_messages(marconi):
     q = marconi.new_queue()
     marconi.post(q, ["later"], delay=30)
@@ -643,7 +644,7 @@ def test_pop_skips_delayed_messages(marconi):
     assert counts(marconi, q)["total"] == 1
 
 
-@pytest.mark.requires("pop")
+@pytest.mark.requires(Capability.POP)
 def test_pop_with_a_bad_limit_pops_nothing(marconi):
     q = marconi.new_queue()
     marconi.post(q, 3)

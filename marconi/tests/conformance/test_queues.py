@@ -197,7 +197,7 @@ def test_delete_removes_the_messages(marconi):
     assert counts(marconi, q) == {"claimed": 0, "free": 0, "total": 0}
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_delete_removes_the_claims(marconi):
     q = marconi.new_queue()
     marconi.post(q, 3)
@@ -259,7 +259,7 @@ def test_old_message_ids_never_reach_new_messages(marconi):
     assert ids(drain(marconi, q)[0]) == new
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_old_claim_ids_never_reach_new_claims(marconi):
     q = marconi.new_queue()
     marconi.post(q, 2)
@@ -299,7 +299,7 @@ def test_stats_counts_free_messages(marconi):
     assert counts(marconi, q) == {"claimed": 0, "free": 5, "total": 5}
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_stats_counts_claimed_messages_apart_from_free_ones(marconi):
     q = marconi.new_queue()
     marconi.post(q, 5)
@@ -356,7 +356,7 @@ def test_stats_forget_deleted_messages(marconi):
     assert found["oldest"]["id"] == found["newest"]["id"] == posted[1]
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_stats_count_delayed_messages_in_total_but_not_as_free(marconi):
     q = marconi.new_queue()
     visible = marconi.post(q, ["visible"])[0]
@@ -366,7 +366,7 @@ def test_stats_count_delayed_messages_in_total_but_not_as_free(marconi):
     assert found["oldest"]["id"] == found["newest"]["id"] == visible
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_stats_claimed_messages_count_again_as_free_when_the_claim_expires(marconi):
     q = marconi.new_queue()
     marconi.post(q, 3)
@@ -375,7 +375,7 @@ def test_stats_claimed_messages_count_again_as_free_when_the_claim_expires(marco
     assert counts(marconi, q) == {"claimed": 0, "free": 3, "total": 3}
 
 
-@pytest.mark.requires("delay")
+@pytest.mark.requires(Capability.DELAY)
 def test_stats_oldest_and_newest_follow_marker_order_not_posting_order(marconi):
     q = marconi.new_queue()
     delayed = marconi.post(q, ["delayed"], delay=10)[0]
@@ -386,7 +386,7 @@ def test_stats_oldest_and_newest_follow_marker_order_not_posting_order(marconi):
     assert found["newest"]["age"] == 10
 
 
-@pytest.mark.requires("claims")
+@pytest.mark.requires(Capability.CLAIMS)
 def test_stats_oldest_includes_claimed_messages(marconi):
     q = marconi.new_queue()
     marconi.post(q, 2)
@@ -441,7 +441,7 @@ def test_a_driver_is_a_context_manager_and_close_is_idempotent(marconi):
     other.close()
 
 
-@pytest.mark.requires("durable")
+@pytest.mark.requires(Capability.DURABLE)
 def test_a_durable_driver_keeps_everything_across_a_restart(marconi):
     q = marconi.new_queue(metadata={"kept": True})
     posted = marconi.post(q, ["a", "b"])

@@ -1,0 +1,203 @@
+"""Servers the tests own: started on free loopback ports, in fresh directories, with their output in a log file,
+and stopped by PID.
+
+The tests start servers beyond the machine's own (a Redis Cluster, a Redis with AOF, a MongoDB wire server)
+through :class:`Server`, and ``python -m marconi.tests.servers`` runs a command with such servers up, putting
+their URIs into its arguments::
+
+    python -m marconi.tests.servers --with redis-cluster -- pytest ... --marconi-uri={redis-cluster}
+
+Each ``--with KIND`` starts one server of a kind named in :data:`KINDS`; ``{KIND}`` in the command becomes its
+URI. The servers are stopped when the command ends, however it ends, and the command's exit code is returned.
+A server that does not come up in time fails loudly, with the tail of its log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+STARTUP_TIMEOUT = 60.0  # seconds a server may take to come up; only a bound against hangs
+
+
+class ServerError(RuntimeError):
+    """A test-owned server failed to start or stop."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until(ready: Callable[[], bool], timeout: float, what: str, poll: float = 0.05) -> None:
+    """Poll ``ready`` until it is true; ServerError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if ready():
+                return
+        except Exception:  # a server that is not up yet refuses or resets: keep polling
+            pass
+        if time.monotonic() > deadline:
+            raise ServerError(f"{what} was not ready after {timeout:g} s")
+        time.sleep(poll)
+
+
+class Server:
+    """One server process: ``command`` run in ``directory`` with stdin closed and output in ``directory/server.log``.
+
+    ``ready`` tells when it answers. ``stop`` ends it (SIGTERM, then SIGKILL), ``kill`` crashes it (SIGKILL),
+    ``start`` runs it again on the same directory (a restart).
+    """
+
+    def __init__(
+        self, name: str, command: Sequence[str], directory: Path, ready: Callable[[], bool], port: int | None = None
+    ) -> None:
+        self.name = name
+        self.port = port
+        self.command = list(command)
+        self.directory = directory
+        self.ready = ready
+        self.log_path = directory / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: TextIO | None = None
+
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> Server:
+        if self.process is not None and self.process.poll() is None:
+            raise ServerError(f"{self.name} is already running (pid {self.process.pid})")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=self.directory,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C meant for the tests does not reach it; we stop it ourselves
+        )
+        try:
+            wait_until(lambda: self._alive() and self.ready(), timeout, self.name)
+        except ServerError:
+            tail = self.log_tail()
+            self.kill()
+            raise ServerError(f"{self.name} did not come up; its log ends with:\n{tail}") from None
+        return self
+
+    def _alive(self) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            raise ServerError(f"{self.name} exited with {self.process.returncode if self.process else None}")
+        return True
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise ServerError(f"{self.name} was never started")
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would; waits until the process is gone."""
+        self._end(signal.SIGKILL, 0.0)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; waits until the process is gone."""
+        self._end(signal.SIGTERM, grace)
+
+    def _end(self, signum: signal.Signals, grace: float) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signum)
+            try:
+                process.wait(grace or None)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@contextlib.contextmanager
+def scratch_directory(prefix: str) -> Iterator[Path]:
+    """A fresh directory, removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix=f"marconi-{prefix}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def redis_ping(port: int) -> bool:
+    """True when a Redis server on 127.0.0.1:``port`` answers PING."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+        connection.sendall(b"PING\r\n")
+        return connection.recv(64).startswith(b"+PONG")
+
+
+def redis_server(directory: Path, port: int | None = None, *extra: str) -> Server:
+    """A standalone redis-server on 127.0.0.1 (``extra``: more options, e.g. ``--appendonly yes``)."""
+    port = port or free_port()
+    command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory)]
+    command += ["--save", "", "--daemonize", "no", *extra]
+    return Server(f"redis-server:{port}", command, directory, lambda: redis_ping(port), port)
+
+
+@contextlib.contextmanager
+def _redis(directory: Path) -> Iterator[str]:
+    server = redis_server(directory).start()
+    try:
+        yield f"redis://127.0.0.1:{server.port}/0"
+    finally:
+        server.stop()
+
+
+#: What ``--with`` can start: a name, and a context manager that runs the server in a directory and yields its URI.
+KINDS: dict[str, Callable[[Path], contextlib.AbstractContextManager[str]]] = {
+    "redis": _redis,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv:
+        print("usage: python -m marconi.tests.servers [--with KIND ...] -- COMMAND ...", file=sys.stderr)
+        return 2
+    at = argv.index("--")
+    parser = argparse.ArgumentParser(prog="python -m marconi.tests.servers")
+    parser.add_argument("--with", dest="kinds", action="append", default=[], choices=sorted(KINDS))
+    args = parser.parse_args(argv[:at])
+    command = argv[at + 1 :]
+    with contextlib.ExitStack() as stack:
+        uris = {}
+        for kind in args.kinds:
+            directory = stack.enter_context(scratch_directory(kind))
+            uris[kind] = stack.enter_context(KINDS[kind](directory))
+            print(f"marconi.tests.servers: {kind} at {uris[kind]}", file=sys.stderr, flush=True)
+        for kind, uri in uris.items():
+            command = [part.replace("{" + kind + "}", uri) for part in command]
+        return subprocess.call(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
