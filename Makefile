@@ -15,7 +15,7 @@ URIS ?= memory:// sqlite:// sqlite:///$(SQLITE_FILE) $(POSTGRESQL) $(MARIADB)
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --editable '.[all,testing,dev]'
+	$(BIN)/pip install --quiet --editable '.[all,testing,dev,bench]'
 	touch $@
 
 install: $(BIN)/.installed

@@ -3,6 +3,7 @@
     marconi drivers [--json]
     marconi gc URI [--interval SECONDS] [--once]      (also installed as ``marconi-gc``)
     marconi check URI [URI ...] [-- PYTEST-ARGS]
+    marconi bench [URI ...] [OPTIONS]                (see marconi bench --help)
 
 Exit codes: 0 success, 1 a failure of the work itself (a failed check, an unreachable backend), 2 bad usage.
 """
@@ -100,6 +101,14 @@ def _check(args: argparse.Namespace) -> int:
     return int(pytest.main([*pytest_args, "-q", *args.pytest_args]))
 
 
+def _bench(args: argparse.Namespace) -> int:
+    try:
+        from marconi_benchmarks import cli as benchmarks  # only this subcommand needs it
+    except ImportError:
+        raise DriverLoadError("marconi bench needs the benchmarks: pip install 'marconi[bench]'") from None
+    return int(benchmarks.main(args.bench_args))
+
+
 def _interval(text: str) -> float:
     try:
         return validation.positive_seconds(float(text), "--interval", MAX_GC_INTERVAL)
@@ -132,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="run the conformance suite against driver URIs")
     check.add_argument("uris", nargs="+", metavar="URI", help="driver URIs to check")
     check.set_defaults(run=_check, pytest_args=[])  # extra pytest arguments follow a --
+
+    bench = commands.add_parser("bench", help="benchmark drivers against raw floors and peers", add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="see marconi bench --help")
+    bench.set_defaults(run=_bench)
     return parser
 
 
@@ -144,6 +157,8 @@ def _dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> in
     args = parser.parse_args(argv)
     if hasattr(args, "pytest_args"):
         args.pytest_args = extra
+    elif hasattr(args, "bench_args"):
+        args.bench_args = extra
     elif extra:
         parser.error(f"unexpected arguments after --: {' '.join(extra)}")
     try:
@@ -159,6 +174,9 @@ def _dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # every argument after it, options and "--" included, is the benchmark's own
+        return _dispatch(build_parser(), ["bench", "--", *argv[1:]])
     return _dispatch(build_parser(), argv)
 
 
