@@ -1,4 +1,4 @@
-# Two commands for a fresh machine: `make run` (the main job on the embedded default) and `make test` (everything).
+# Two commands for a fresh machine: `make run` (the default benchmark) and `make test` (everything).
 # Point the tests at your own servers with e.g. `make test POSTGRESQL=postgresql+psycopg://me@db:5432/marconi`.
 
 PYTHON ?= python3
@@ -20,10 +20,12 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 
 install: $(BIN)/.installed
 
-# The main job: the conformance suite against SQLite (a file next to this Makefile), with a summary.
+# The main job: the default benchmark, on the embedded SQLite (and the memory driver) plus every other backend it
+# can reach, ending with the table (bench-results/ has the JSON and the chart). The conformance summary of a driver
+# is `marconi check URI`.
+BENCH_OUTPUT ?= bench-results
 run: $(BIN)/.installed
-	rm -f $(CURDIR)/marconi-check.db*
-	$(BIN)/marconi check sqlite:///$(CURDIR)/marconi-check.db
+	$(BIN)/marconi bench --reachable $(POSTGRESQL) --reachable $(MARIADB) --output $(BENCH_OUTPUT)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -33,7 +35,7 @@ lint: $(BIN)/.installed
 # Every test on every backend in URIS; an unreachable backend fails the run, it is never skipped.
 test: lint
 	rm -f $(SQLITE_FILE)*
-	$(BIN)/pytest --pyargs marconi.tests marconi_drivers $(foreach uri,$(URIS),--marconi-uri=$(uri))
+	$(BIN)/pytest --pyargs marconi.tests marconi_drivers marconi_benchmarks $(foreach uri,$(URIS),--marconi-uri=$(uri))
 
 clean:
-	rm -rf $(VENV) *.egg-info .marconi-test.db* marconi-check.db*
+	rm -rf $(VENV) *.egg-info .marconi-test.db* marconi-check.db* $(BENCH_OUTPUT)

@@ -114,6 +114,9 @@ class _Run:
             self.result.messages += count
 
     def enough(self) -> bool:
+        """The role has handled its ``messages`` (with producers in the run, only producers stop so)."""
+        if self.spec.kind != "producer" and self.workload.producers:
+            return False
         return self.timed and self.result.messages >= self.workload.messages
 
     def finish(self) -> RoleResult:

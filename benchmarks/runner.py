@@ -23,7 +23,7 @@ from marconi.tests.history import Anomaly, AnomalyKind, Kind, Op, Outcome, Repor
 from .contenders import CLAIM_TTL, FILLER, Client, Contender, body
 from .roles import FIRST_PAGE, RoleResult, RoleSpec, histogram
 from .workers import STARTUP, WorkerError, Workers
-from .workloads import Workload
+from .workloads import Workload, WorkloadError
 
 PERCENTILES = (("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9))
 MAX_ANOMALIES = 5  # kept per run in the results
@@ -214,6 +214,12 @@ class Runner:
         shared: dict[Contender, tuple[list[str], list[Op]]] = {}
         if fixture is not None:
             first = group[0]
+            needed = self.repetitions * sum(w.consumers * (w.messages + w.warmup * w.claim) for w in group)
+            if needed > (first.fill - first.held) * first.queues:
+                raise WorkloadError(
+                    f"fixture {fixture!r}: its consumers take up to {needed} messages over {self.repetitions} "
+                    f"repetitions, more than its {first.fill - first.held} free ones"
+                )
             for contender in {c for w in group for c in self.able(w)}:
                 queues = self._queues(first)
                 shared[contender] = (
@@ -226,7 +232,7 @@ class Runner:
                 for repetition in range(1, self.repetitions + 1):
                     for contender in contenders:  # alternating: A B C, A B C, ...
                         self.progress(f"{workload.name} {contender.label} #{repetition}")
-                        if fixture is not None:
+                        if fixture is not None:  # checked with everything done on the fixture before
                             queues, setup = shared[contender]
                             measured = self._run(workers, contender, workload, repetition, queues, setup, drain=False)
                         else:
@@ -264,7 +270,7 @@ class Runner:
         measured = Measured(contender.label, workload.name, repetition)
         started = time.monotonic()
         results = self._play(workers, contender, workload, specs, measured)
-        ops = list(setup)
+        ops = setup  # grows: a fixture's next run is checked with this one's ops too
         for result in results:
             ops += result.ops
             measured.errors += result.errors

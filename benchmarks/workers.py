@@ -126,7 +126,7 @@ class Workers:
             raise WorkerError(f"worker {index} did not answer within {timeout:.0f} s")
         try:
             message: tuple[Any, ...] = pipe.recv()
-        except EOFError:
+        except (EOFError, OSError):
             raise WorkerError(f"worker {index} exited (exit code {self.processes[index].exitcode})") from None
         if message[0] == "error":
             raise WorkerError(f"worker {index}: {message[1]}")

@@ -43,7 +43,7 @@ class Workload:
     queues: int = 1
     messages: int = 1000
     seconds: float = 60.0
-    warmup: int = 20
+    warmup: int = 10
     fill: int = 0
     held: int = 0
     fixture: str | None = None
