@@ -1,9 +1,10 @@
 """pgmq on the same PostgreSQL, through its PyPI client, installed from the SQL file that client ships.
 
 The client's ``init_extension`` is off: nothing runs ``CREATE EXTENSION``. The schema ``pgmq`` is installed when
-the database has none, marked as installed by marconi's benchmark, and dropped again by the run that finds it so
-marked and holding no queues. A claim is ``read(vt, qty)``, a delete ``delete(msg_id)``, a bulk delete
-``delete_batch``; pgmq cannot page through a queue, so it takes no part in the observer workloads.
+the database has none, marked as installed by marconi's benchmark, and dropped again by the last run using it
+(each run holds a shared advisory lock meanwhile) if it is so marked and holds no queue. A claim is
+``read(vt, qty)``, a delete ``delete(msg_id)``, a bulk delete ``delete_batch``; pgmq cannot page through a
+queue, so it takes no part in the observer workloads.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from ..contenders import CLAIM_TTL, Client, Item, encode, fill_body
 from ..floors.postgresql import conninfo
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('marconi-bench-pgmq'))"
+#: Held (shared) by every run using the schema, from prepare to cleanup: the last one out may drop it.
+_IN_USE = "SELECT pg_advisory_lock_shared(hashtext('marconi-bench-pgmq-in-use'))"
+_ALONE = "SELECT pg_try_advisory_lock(hashtext('marconi-bench-pgmq-in-use'))"
+_users: dict[tuple[str, str], psycopg.Connection[Any]] = {}
 _MARK = "installed by marconi bench"
 _HAS_SCHEMA = "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'pgmq'"
 
@@ -62,6 +67,10 @@ class PGMQ(Client):
     def prepare(cls, target: str, prefix: str, **options: Any) -> dict[str, Any]:
         from pgmq.install import get_embedded_install_sql, get_embedded_sql_version
 
+        user = _connect(target)
+        user.autocommit = True
+        user.execute(_IN_USE)
+        _users[(target, prefix)] = user
         with _connect(target) as connection, connection.transaction():
             connection.execute(_LOCK)
             found = connection.execute(_HAS_SCHEMA).fetchone()
@@ -72,7 +81,11 @@ class PGMQ(Client):
 
     @classmethod
     def cleanup(cls, target: str, prefix: str, **options: Any) -> None:
-        """Drop this run's queues; drop the schema too if marconi installed it and no queue is left in it."""
+        """Drop this run's queues; drop the schema too if marconi installed it, no queue is left in it and no other
+        run is using it."""
+        user = _users.pop((target, prefix), None)
+        if user is not None:
+            user.close()  # releases this run's shared hold
         with _connect(target) as connection, connection.transaction():
             connection.execute(_LOCK)
             found = connection.execute(_HAS_SCHEMA).fetchone()
@@ -84,7 +97,9 @@ class PGMQ(Client):
                     connection.execute("SELECT pgmq.drop_queue(%s)", (queue,))
             left = connection.execute("SELECT count(*) FROM pgmq.meta").fetchone()
             if found[0] == _MARK and left is not None and left[0] == 0:
-                connection.execute("DROP SCHEMA pgmq CASCADE")
+                alone = connection.execute(_ALONE).fetchone()  # session lock: released when this connection closes
+                if alone is not None and alone[0]:
+                    connection.execute("DROP SCHEMA pgmq CASCADE")
 
     def create_queue(self, queue: str) -> None:
         self.pgmq.create_queue(self.name(queue))
