@@ -78,6 +78,9 @@ class Client(abc.ABC):
     ops: ClassVar[frozenset[str]] = OPS
     #: Clients in several processes on one target share one store (the memory driver's do not).
     multiprocess: ClassVar[bool] = True
+    #: ``cleanup`` removes every queue of the run wholesale (dropping tables, say), so a deep queue need not be
+    #: deleted message by message first.
+    cleanup_removes_queues: ClassVar[bool] = False
 
     def __init__(self, target: str, prefix: str, **options: Any) -> None:
         self.target = target

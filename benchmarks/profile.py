@@ -23,6 +23,8 @@ from .contenders import PROJECT, DriverClient, body, run_prefix
 #: (category, test on a profiled function's file and name), first match wins.
 CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
     ("waiting for the server", lambda f, n: f == "~" and any(w in n for w in ("recv", "select", "poll", "wait"))),
+    ("waiting for the server", lambda f, n: "/psycopg/" in f and n == "wait"),  # psycopg waits in C, in here
+    ("waiting for the server", lambda f, n: f.endswith("/socket.py") and n == "readinto"),
     ("DBAPI (sqlite3 engine)", lambda f, n: f == "~" and "sqlite3" in n),
     ("DBAPI", lambda f, n: any(p in f for p in ("/psycopg/", "/psycopg_binary/", "/pymysql/"))),
     ("SQLAlchemy statements + compiler", lambda f, n: "/sqlalchemy/sql/" in f),
@@ -32,17 +34,22 @@ CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
 ]
 
 
-def categorise(stats: pstats.Stats) -> dict[str, float]:
-    """Seconds of own time per category."""
+def categorise(stats: pstats.Stats) -> tuple[dict[str, float], list[tuple[float, str]]]:
+    """Seconds of own time per category, and the functions that are in no category, costliest first."""
     found: Counter[str] = Counter()
-    for (filename, _, name), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+    other: list[tuple[float, str]] = []
+    for (filename, line, name), (_, _, own, _, callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if filename == "~" and callers and not any(test(filename, name) for _, test in CATEGORIES):
+            # A builtin (isinstance, getattr, dict.get...) counts for whoever called it most.
+            filename, line, name = max(callers.items(), key=lambda item: item[1][2])[0]
         for category, test in CATEGORIES:
             if test(filename, name):
                 found[category] += own
                 break
         else:
             found["other Python"] += own
-    return dict(found)
+            other.append((own, f"{filename.rsplit('/', 2)[-1] if filename != '~' else ''}:{line} {name}"))
+    return dict(found), sorted(other, reverse=True)
 
 
 def operations(client: DriverClient, queue: str) -> dict[str, Callable[[], Any]]:
@@ -105,11 +112,12 @@ def profile(uri: str, iterations: int) -> None:
             for _ in range(iterations):
                 call()
             profiler.disable()
-            spent = categorise(pstats.Stats(profiler))
+            spent, other = categorise(pstats.Stats(profiler))
             total = sum(spent.values()) or 1.0
             print(f"{uri} {name}: {plain * 1000:.2f} ms per op unprofiled")
             for category, seconds in sorted(spent.items(), key=lambda item: -item[1]):
                 print(f"    {100 * seconds / total:5.1f}%  {category}")
+            print("    other Python, costliest: " + "; ".join(where for _, where in other[:4]))
             if outcomes:
                 cache = ", ".join(f"{k.lower()} {v / iterations:g}" for k, v in sorted(outcomes.items()))
                 print(f"    statements per op by SQLAlchemy's compiled cache: {cache}")

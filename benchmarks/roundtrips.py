@@ -8,6 +8,7 @@ DBAPI sends on its own. Each DBAPI is asked in the way that sees exactly those:
 - psycopg 3: libpq's protocol trace, counting the server's ReadyForQuery messages (one per request: psycopg's
   implicit BEGIN, each statement, COMMIT; a ROLLBACK of an idle connection sends nothing and counts nothing).
 
+Other clients count their own with :meth:`RoundTrips.tick` (from redis-py's or pymongo's command hooks, say).
 Counting costs time, so roles count only during their warm-up (:meth:`RoundTrips.counting` around each op) and
 never while they are timed.
 """
@@ -115,7 +116,14 @@ class RoundTrips:
     def __init__(self) -> None:
         self._connections: dict[int, _Traced] = {}
         self._active = False
+        self._ticks = 0
         self.counted: dict[str, list[int]] = {}  # op kind -> round trips of each counted op
+
+    def tick(self, count: int = 1) -> None:
+        """Count round trips a client sees itself (redis-py's or pymongo's command hooks, an HTTP client's requests);
+        only while counting."""
+        if self._active:
+            self._ticks += count
 
     def attach(self, connection: Any) -> None:
         """Count this DBAPI connection too (idempotent); call it whenever a connection is handed out."""
@@ -135,12 +143,12 @@ class RoundTrips:
     @contextmanager
     def counting(self, kind: str) -> Iterator[None]:
         """Count the round trips of what runs inside, as one op of ``kind``."""
-        self._active = True
+        self._active, self._ticks = True, 0
         for traced in list(self._connections.values()):
             traced.start()
         try:
             yield
         finally:
             self._active = False
-            total = sum(traced.stop() for traced in list(self._connections.values()))
+            total = self._ticks + sum(traced.stop() for traced in list(self._connections.values()))
             self.counted.setdefault(kind, []).append(total)

@@ -145,7 +145,8 @@ def round_trips(results: list[RoleResult]) -> dict[str, float]:
 
 
 def order(workloads: list[Workload]) -> list[list[Workload]]:
-    """Groups run together: a workload alone, or those sharing a fixture (read-only ones first), in first-seen order."""
+    """Groups run together: each workload alone, in the given order; then those sharing a fixture, read-only ones
+    first, the fixtures from the smallest to the deepest (the deep queues are left for the end)."""
     groups: list[list[Workload]] = []
     by_fixture: dict[str, list[Workload]] = {}
     for workload in workloads:
@@ -158,7 +159,7 @@ def order(workloads: list[Workload]) -> list[list[Workload]]:
             groups.append(by_fixture[workload.fixture])
     for group in groups:
         group.sort(key=lambda w: bool(w.consumers or w.producers))
-    return groups
+    return sorted(groups, key=lambda group: (group[0].fixture is not None, group[0].fill if group[0].fixture else 0))
 
 
 class Runner:
@@ -250,8 +251,9 @@ class Runner:
                         outcome.runs.append(measured)
         finally:
             for contender, (queues, _) in shared.items():
-                for queue in queues:
-                    workers.call(0, contender, "delete_queue", queue)
+                if not contender.client_class.cleanup_removes_queues:
+                    for queue in queues:
+                        workers.call(0, contender, "delete_queue", queue)
 
     def _run(
         self,

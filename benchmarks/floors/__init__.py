@@ -1,12 +1,12 @@
 """Raw floors: the least work that keeps the driver's guarantees, in hand-written SQL on the driver's own tables.
 
 Each backend's floor talks to its DBAPI directly (sqlite3, psycopg 3, PyMySQL), with the statements in a sibling
-``<dialect>.sql`` file. It keeps the same promises as the SQL driver: a post locks its queue row while it moves
-the counters and inserts the batch with one multi-row INSERT (markers follow commit order); a page is one
-indexed range SELECT that reads the queue's counter in the same snapshot; a claim takes the oldest eligible rows
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; taking turns on the queue row on MariaDB, as the driver does) and
-records the claim row; a delete is one DELETE. What it writes, the driver reads, and the other way round (same
-ids, bodies and order): the runner proves it before measuring.
+``<dialect>.sql`` file (those every dialect shares are in ``common.sql``). It keeps the SQL driver's promises: a
+post locks its queue row while it moves the counters and inserts the batch with one multi-row INSERT (markers
+follow commit order); a page is one indexed range SELECT that reads the queue's counter in the same snapshot; a
+claim takes the oldest eligible rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; taking turns on the queue row on
+MariaDB, as the driver does) and records the claim row; a delete is one DELETE. What it writes, the driver reads,
+and the other way round (same ids, bodies and order): the runner proves it before measuring.
 """
 
 from __future__ import annotations
@@ -50,17 +50,22 @@ class QueueMissing(LookupError):
     """The floor found no such queue."""
 
 
+#: What ``{unclaimed}`` and ``{holder}`` stand for in a statement.
+UNCLAIMED = "AND (claim_expires IS NULL OR claim_expires <= %(now)s)"
+HELD_BY_CLAIM = "AND claim_id = %(claim)s AND claim_expires > %(now)s"
+
+
 @cache
 def statements(dialect: str, prefix: str) -> dict[str, str]:
-    """The named statements of ``<dialect>.sql``, tables named with ``prefix`` (a checked identifier)."""
+    """The named statements of ``common.sql`` and ``<dialect>.sql`` (which wins), tables named with ``prefix``."""
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,40}", prefix) is None:
         raise ValueError(f"not a table prefix: {prefix!r}")
-    text = files(__package__).joinpath(f"{dialect}.sql").read_text()
-    parts = _NAME.split(text)
     found = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        lines = [line for line in body.splitlines() if line.strip() and not line.startswith("--")]
-        found[name] = "\n".join(lines).replace("{p}", prefix)
+    for source in ("common", dialect):
+        parts = _NAME.split(files(__package__).joinpath(f"{source}.sql").read_text())
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            lines = [line for line in body.splitlines() if line.strip() and not line.startswith("--")]
+            found[name] = "\n".join(lines).replace("{p}", prefix)
     return found
 
 
@@ -78,6 +83,8 @@ def drop_tables(target: str, prefix: str) -> None:
 
 class SQLDriverClient(DriverClient):
     """The SQL driver; a deep queue is filled through its backend's floor (the bulk path), then read by the driver."""
+
+    cleanup_removes_queues = True
 
     @classmethod
     def cleanup(cls, target: str, prefix: str, **options: Any) -> None:
@@ -109,12 +116,13 @@ class SQLFloor(Client):
     """The floor's operations, shared by the dialects; each dialect connects and runs transactions its own way."""
 
     dialect: ClassVar[str] = ""
+    cleanup_removes_queues = True
 
     def __init__(self, target: str, prefix: str, **options: Any) -> None:
         super().__init__(target, prefix)
         self.url = sa.make_url(target)
         self.sql = statements(self.dialect, prefix)
-        self._statements: dict[tuple[str, int], str] = {}
+        self._statements: dict[tuple[str, int, str], str] = {}
         self.connect()
 
     @classmethod
@@ -171,12 +179,13 @@ class SQLFloor(Client):
 
     # -- statements ------------------------------------------------------------------------------------------------
 
-    def statement(self, name: str, numbers: int = 0) -> str:
-        """The named statement, with ``numbers`` placeholders for its ``{numbers}`` list."""
-        key = (name, numbers)
+    def statement(self, name: str, numbers: int = 0, condition: str = "") -> str:
+        """The named statement, with ``numbers`` placeholders for its ``{numbers}`` list and ``condition`` (UNCLAIMED,
+        HELD_BY_CLAIM or nothing) for its ``{unclaimed}`` or ``{holder}``."""
+        key = (name, numbers, condition)
         found = self._statements.get(key)
         if found is None:
-            text = self.sql[name]
+            text = self.sql[name].replace("{unclaimed}", condition).replace("{holder}", condition)
             if numbers:
                 text = text.replace("{numbers}", ", ".join(f"%(n{i})s" for i in range(numbers)))
             found = self._statements[key] = self.placeholders(text)
@@ -186,10 +195,11 @@ class SQLFloor(Client):
         return text
 
     def insert(self, n: int) -> str:
-        key = ("insert", n)
+        key = ("insert", n, "")
         found = self._statements.get(key)
         if found is None:
-            found = self._statements[key] = self.sql["insert"] + " " + ", ".join([self.sql["insert_row"]] * n)
+            text = self.sql["insert"] + " " + ", ".join([self.sql["insert_row"]] * n)
+            found = self._statements[key] = self.placeholders(text)
         return found
 
     # -- the operations ----------------------------------------------------------------------------------------
@@ -242,9 +252,8 @@ class SQLFloor(Client):
 
     def _page(self, queue: str, after: int, limit: int, include_claimed: bool) -> tuple[int, int, builtins.list[Any]]:
         cursor = self.auto()
-        name = "page" if include_claimed else "unclaimed_page"
         params = {"project": PROJECT, "queue": queue, "after": after, "now": time.time(), "limit": limit}
-        cursor.execute(self.statement(name), params)
+        cursor.execute(self.statement("page", condition="" if include_claimed else UNCLAIMED), params)
         head, rows = None, []
         for kind, number, position, body in cursor.fetchall():
             if kind == 0:
@@ -282,7 +291,7 @@ class SQLFloor(Client):
         params = {"queue_id": ref[0], "number": ref[1], "now": time.time(), "project": PROJECT, "queue": queue}
         if claim is not None:
             params["claim"] = claim
-        self.auto().execute(self.statement("delete_claimed" if claim else "delete_unclaimed"), params)
+        self.auto().execute(self.statement("delete", condition=HELD_BY_CLAIM if claim else UNCLAIMED), params)
 
     def bulk_delete(self, queue: str, message_ids: builtins.list[str], claim: str | None) -> None:
         refs = [ref for ref in map(decode_pair, message_ids) if ref is not None]
@@ -294,8 +303,8 @@ class SQLFloor(Client):
         params.update({f"n{i}": number for i, number in enumerate(numbers)})
         if claim is not None:
             params["claim"] = claim
-        name = "bulk_delete_claimed" if claim else "bulk_delete_unclaimed"
-        self.auto().execute(self.statement(name, len(numbers)), params)
+        condition = HELD_BY_CLAIM if claim else UNCLAIMED
+        self.auto().execute(self.statement("bulk_delete", len(numbers), condition), params)
 
     def fill(self, queue: str, count: int, held: int, size: int) -> builtins.list[tuple[str, builtins.list[int]]]:
         now = time.time()
@@ -328,4 +337,8 @@ class SQLFloor(Client):
             claims = [(claim_id, queue_id, CLAIM_TTL, now, now + CLAIM_TTL) for claim_id, _ in holds]
             if claims:
                 cursor.executemany(self.statement("fill_claim"), claims)
+        cursor = self.auto()
+        cursor.execute(self.statement("analyze"))
+        if cursor.description is not None:  # MariaDB's ANALYZE TABLE answers with a result set
+            cursor.fetchall()
         return holds

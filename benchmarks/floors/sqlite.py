@@ -25,7 +25,7 @@ class SQLiteFloor(SQLFloor):
         self.cursor = self.connection.cursor()
 
     def placeholders(self, text: str) -> str:
-        return _NAMED.sub(r":\1", text)
+        return _NAMED.sub(r":\1", text).replace("%s", "?")
 
     def auto(self) -> Any:
         return self.cursor

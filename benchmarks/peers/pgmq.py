@@ -50,6 +50,7 @@ def _items(messages: builtins.list[Any]) -> builtins.list[Item]:
 
 class PGMQ(Client):
     ops = frozenset({"post", "claim", "delete", "bulk_delete", "pop"})
+    cleanup_removes_queues = True
 
     def __init__(self, target: str, prefix: str, **options: Any) -> None:
         super().__init__(target, prefix)
@@ -138,6 +139,8 @@ class PGMQ(Client):
                 for i in range(count):
                     hidden = i < held
                     writer.write_row((hidden_until if hidden else now, int(hidden), encode(fill_body(i, size))))
+        with self.pool.connection() as connection:
+            connection.execute(sql.SQL("ANALYZE {}").format(table))  # as autovacuum would after so many inserts
         return [(uuid.uuid4().hex, list(range(i, min(held, i + 100)))) for i in range(0, held, 100)]
 
     def facts(self) -> dict[str, Any]:
