@@ -234,7 +234,8 @@ def chart(results: Results, path: Path) -> None:
                 ratio = row.ratio(getattr(row, which)) if row is not None else None
                 values.append(ratio or 0.0)
             positions = [i + (k - (len(backends) - 1) / 2) * width for i in range(len(workloads))]
-            axis.bar(positions, values, width, label=backend)
+            peer = next((r.peer_name for r in table if r.backend == backend and r.peer_name), None)
+            axis.bar(positions, values, width, label=f"{backend} ({peer})" if which == "peer" and peer else backend)
         axis.axhline(1.0, color="black", linewidth=0.8)
         axis.set_title(title)
         axis.set_ylabel("ratio of messages/s")
