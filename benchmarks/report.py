@@ -38,6 +38,7 @@ class Row:
     peer: Summary | None
     peer_name: str | None
     lead_op: str
+    not_equivalent: bool = False  # the floor failed its proof of equivalence with the driver
 
     def ratio(self, other: Summary | None) -> float | None:
         if self.driver is None or other is None or not self.driver.rate or not other.rate:
@@ -47,6 +48,8 @@ class Row:
     @property
     def check(self) -> str:
         bad = [s.contender for s in (self.driver, self.floor, self.peer) if s is not None and not s.valid]
+        if self.not_equivalent and self.floor is not None and self.floor.contender not in bad:
+            bad.append(f"{self.floor.contender} (not equivalent)")
         return "VALID" if not bad else "INVALID: " + ", ".join(bad)
 
 
@@ -64,7 +67,7 @@ def rows(results: Results) -> list[Row]:
             if not any(picked.values()):
                 continue
             lead = LEAD_OP.get(workload.measures) or ("pop" if workload.consume == "pop" else "claim")
-            peer = mine.get("peer")
+            peer, floor = mine.get("peer"), mine.get("floor")
             found.append(
                 Row(
                     workload.name,
@@ -74,6 +77,7 @@ def rows(results: Results) -> list[Row]:
                     picked.get("peer"),
                     peer.name if peer is not None else None,
                     lead,
+                    floor is not None and bool(results.equivalence.get(floor.label)),
                 )
             )
     return found
@@ -146,7 +150,9 @@ def markdown_table(results: Results) -> str:
 
 def notes(results: Results) -> list[str]:
     """What the table cannot show: skipped contenders, failed equivalence proofs, the first problems found."""
-    found = [f"{label}: not run ({why})" for label, why in results.skipped.items()]
+    runs = {run.repetition for run in results.runs}
+    found = [f"medians of {len(runs)} repetition(s) per contender, run alternating"] if runs else []
+    found += [f"{label}: not run ({why})" for label, why in results.skipped.items()]
     for label, problems in results.equivalence.items():
         found.append(
             f"{label}: "

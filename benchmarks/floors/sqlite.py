@@ -17,10 +17,16 @@ BUSY_TIMEOUT = 10.0  # seconds a write waits for SQLite's one writer, as the dri
 class SQLiteFloor(SQLFloor):
     dialect = "sqlite"
 
+    @classmethod
+    def prepare(cls, target: str, prefix: str, **options: Any) -> dict[str, Any]:
+        import sqlalchemy as sa
+
+        if sa.make_url(target).database in (None, "", ":memory:"):
+            raise ValueError("the SQLite floor shares a database file with the driver: give sqlite:///path.db")
+        return super().prepare(target, prefix, **options)
+
     def connect(self) -> None:
-        if not self.url.database or self.url.database == ":memory:":
-            raise ValueError("the SQLite floor needs a database file: sqlite:///path.db")
-        self.connection = sqlite3.connect(self.url.database, timeout=BUSY_TIMEOUT, isolation_level=None)
+        self.connection = sqlite3.connect(str(self.url.database), timeout=BUSY_TIMEOUT, isolation_level=None)
         self.round_trips.attach(self.connection)
         self.cursor = self.connection.cursor()
 

@@ -83,3 +83,29 @@ def test_bad_usage_exits_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", "--repetitions", "0"])
     assert exit_info.value.code == 2
+
+
+def test_the_equivalence_proof_can_fail():
+    from marconi_benchmarks.contenders import DriverClient
+    from marconi_benchmarks.runner import prove_equivalence
+
+    class Reversing:
+        """Shares the driver's store, but pages come back in reverse."""
+
+        def __init__(self, other):
+            self.other = other
+
+        def __getattr__(self, name):
+            return getattr(self.other, name)
+
+        def list(self, queue, marker, limit, include_claimed):
+            items, next_marker = self.other.list(queue, marker, limit, include_claimed)
+            return items[::-1], next_marker
+
+    driver = DriverClient("memory://", run_prefix())
+    try:
+        assert prove_equivalence(driver, driver) == []
+        problems = prove_equivalence(driver, Reversing(driver))
+        assert problems and "pages differ" in problems[0]
+    finally:
+        driver.close()
