@@ -26,6 +26,7 @@ from marconi.storage import StorageError
 from . import environment, report
 from .contenders import Contender, backend_of, contenders_for, run_prefix
 from .runner import Results, Runner, prove_equivalence
+from .workers import WorkerError
 from .workloads import WorkloadError, catalogue, select
 
 ROLES = ("driver", "floor", "peer")
@@ -209,7 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             not args.no_progress,
             command.strip(),
         )
-    except StorageError as error:
+    except WorkloadError as error:
+        print(f"marconi bench: error: {error}", file=sys.stderr)
+        return 2
+    except (StorageError, WorkerError) as error:
         print(f"marconi bench: error: {error}", file=sys.stderr)
         return 1
     print(report.text_table(results))
