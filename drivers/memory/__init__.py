@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marconi.storage.base import Capability, ClaimBase, DriverBase, MessageBase, QueueBase
+from marconi.storage.errors import InvalidInput
 from marconi.storage.hooks import (
     BulkDelete,
     BulkDeleted,
@@ -38,6 +39,7 @@ from marconi.storage.hooks import (
     Rows,
     StoredClaim,
 )
+from marconi.storage.validation import describe
 
 
 @dataclass
@@ -302,6 +304,8 @@ class MemoryDriver(DriverBase):
 
     def __init__(self, uri: str = "memory://", **options: Any) -> None:
         super().__init__(uri, **options)
+        if uri.split("://", 1)[1:] != [""]:
+            raise InvalidInput("uri", f"a memory store takes nothing after memory://, got {describe(uri)}")
         self.lock = threading.RLock()
         self.queues: dict[tuple[Project, str], _Queue] = {}
         self.incarnations = itertools.count(1)
