@@ -35,14 +35,12 @@ def loopback(host: str) -> bool:
         return False
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM: leave waitress's loop and clean up."""
-
-
 @contextlib.contextmanager
 def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends waitress's loop as SIGINT does: it then lets the requests being served finish."""
+
     def stop(signum: int, frame: object) -> None:
-        raise _Stop
+        raise SystemExit(0)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
@@ -79,8 +77,8 @@ def serve(uri: str, host: str, port: int, options: dict[str, Any], *, threads: i
             collecting.start()
         log.info("serving the %s driver (Zaqar v2 API) on http://%s:%d/v2", driver.name, host, port)
         try:
-            with _stop_on_sigterm(), contextlib.suppress(_Stop, KeyboardInterrupt):
-                server.run()
+            with _stop_on_sigterm():
+                server.run()  # returns on SIGINT or SIGTERM, once its worker threads are done
         finally:
             stop.set()
             server.close()
