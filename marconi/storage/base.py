@@ -116,8 +116,8 @@ class ClaimInfo(TypedDict):
 class Page(Iterator[Any], Generic[T]):
     """One page of a listing.
 
-    Iterates like the seed's generator (first an iterator of the items, then the marker of the next page), and
-    also offers the two as the typed attributes ``items`` and ``marker``.
+    Iterates like Marconi's original generator (first an iterator of the items, then the marker of the next
+    page), and also offers the two as the typed attributes ``items`` and ``marker``.
     """
 
     def __init__(self, items: list[T], marker: str | None) -> None:
@@ -330,7 +330,7 @@ class QueueBase(ControllerBase, abc.ABC):
         return {"messages": messages}
 
     def actions(self, name: str, project: Project = None, marker: str | None = None, limit: int = DEFAULT_LIMIT) -> Any:
-        """Reserved by the seed and never specified."""
+        """Reserved by Marconi's original interface and never specified."""
         raise NotImplementedError("queue actions are reserved by the storage contract and not specified")
 
     @abc.abstractmethod

@@ -25,12 +25,31 @@ SHIPPED = {
         ("postgresql+psycopg://u@h:5432/d", "postgresql"),
         ("mysql+pymysql://root@h/d", "mysql"),
         ("MariaDB://h/d", "mariadb"),
-        ("mongodb+srv://cluster/db", "mongodb"),
         ("redis://localhost:6379/0", "redis"),
     ],
 )
 def test_scheme_is_the_part_before_any_dialect_suffix(uri, scheme):
     assert loading.scheme_of(uri) == scheme
+
+
+@pytest.mark.parametrize(
+    ("uri", "registered", "scheme"),
+    [
+        ("mongodb+srv://cluster/db", {"mongodb", "mongodb+srv"}, "mongodb+srv"),
+        ("MongoDB+SRV://cluster/db", {"mongodb", "mongodb+srv"}, "mongodb+srv"),
+        ("mongodb+srv://cluster/db", {"mongodb"}, "mongodb"),
+        ("postgresql+psycopg://u@h/d", {"postgresql", "mongodb+srv"}, "postgresql"),
+    ],
+)
+def test_a_plus_scheme_registered_whole_is_its_own_driver(uri, registered, scheme):
+    assert loading.scheme_of(uri, frozenset(registered)) == scheme
+
+
+@pytest.mark.parametrize("uri", ["memory://x", "memory://?foo=bar", "memory://:abc", "memory:///path"])
+def test_the_memory_driver_takes_nothing_after_its_scheme(uri):
+    with pytest.raises(storage.InvalidInput) as caught:
+        storage.load(uri)
+    assert caught.value.field == "uri"
 
 
 @pytest.mark.parametrize("uri", ["", "memory", "://x", "1abc://x", None, 42, "sqlite:/x.db"])

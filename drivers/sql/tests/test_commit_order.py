@@ -9,6 +9,7 @@ each once. A post kept waiting past ``conflict_timeout`` raises MessageConflict 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -126,16 +127,22 @@ def watched(driver: SQLDriver) -> Iterator[dict[str, Any]]:
 
 
 def waiting_on_a_lock(probe: SQLDriver, session: Any) -> bool:
-    """Whether the backend reports ``session`` as waiting for a lock held by another transaction."""
+    """Whether the backend reports ``session`` as waiting for a lock held by another transaction, right now.
+
+    PostgreSQL: pg_stat_activity. MySQL-family: the live transaction list of SHOW ENGINE INNODB STATUS, not
+    information_schema.innodb_trx, which is a cache that a reader polling it faster than every 100 ms keeps
+    from ever being refreshed.
+    """
     with probe.engine.connect() as connection:
         if kind(probe) == "postgresql":
             query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND wait_event_type = 'Lock'")
-        else:
-            query = sa.text(
-                "SELECT count(*) FROM information_schema.innodb_trx "
-                "WHERE trx_mysql_thread_id = :pid AND trx_state = 'LOCK WAIT'"
-            )
-        return bool(connection.execute(query, {"pid": session}).scalar())
+            return bool(connection.execute(query, {"pid": session}).scalar())
+        status = str(connection.execute(sa.text("SHOW ENGINE INNODB STATUS")).one()[2])
+    for transaction in status.split("---TRANSACTION")[1:]:
+        thread = re.search(r"thread id (\d+),", transaction)
+        if thread is not None and int(thread.group(1)) == session:
+            return "LOCK WAIT" in transaction
+    return False
 
 
 def sqlite_write_lock_is_taken(driver: SQLDriver) -> bool:

@@ -59,11 +59,8 @@ class FlakyDriver(MemoryDriver):
     name = "flaky"
     schemes = ("flaky",)
     ERRORS = ErrorPolicy(retry=(Busy,), backend=(Busy, Down))
-
-    def __init__(self, uri="flaky://", **options):
-        super().__init__(uri, **options)
-        self._queue_controller = FlakyQueues(self)
-        self._message_controller = FlakyMessages(self)
+    Queues = FlakyQueues
+    Messages = FlakyMessages
 '''
 
 
