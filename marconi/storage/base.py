@@ -225,7 +225,7 @@ class DriverBase(abc.ABC):
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.uri!r})"
+        return f"{type(self).__name__}({validation.redacted(self.uri)!r})"
 
     def classify(self, error: BaseException) -> Failure | None:
         """What a backend exception means; by ``ERRORS`` unless a driver knows better (error codes)."""

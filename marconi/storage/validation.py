@@ -361,3 +361,11 @@ def uri(value: object, field: str = "uri") -> str:
     if not value.isprintable():
         raise InvalidInput(field, "contains a control character (a NUL byte, a newline, ...)")
     return value
+
+
+_CREDENTIALS = re.compile(r"(?P<scheme>^[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@")
+
+
+def redacted(uri: str) -> str:
+    """``uri`` safe to log or show: a password in it becomes ``***``."""
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", uri)

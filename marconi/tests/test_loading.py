@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from marconi import storage
-from marconi.storage import loading
+from marconi.storage import loading, validation
 
 # What `pip install marconi` registers; a driver missing from here would be invisible to users.
 SHIPPED = {
@@ -103,3 +103,23 @@ def test_installed_drivers_describe_each_driver_once():
     assert drivers["sqlalchemy"].schemes == ("mariadb", "mysql", "postgresql", "sqlite")
     assert all(driver.error is None for driver in drivers.values())
     assert "claims" in drivers["sqlalchemy"].capabilities
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("postgresql+psycopg://me:s3cr3t@db:5432/x", "postgresql+psycopg://me:***@db:5432/x"),
+        ("redis://:pw@host:6379/0", "redis://:***@host:6379/0"),
+        ("mongodb+srv://u:p%40ss@cluster/db", "mongodb+srv://u:***@cluster/db"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+        ("memory://", "memory://"),
+    ],
+)
+def test_a_password_in_a_uri_is_never_shown(uri, shown):
+    assert validation.redacted(uri) == shown
+
+
+def test_a_driver_shows_its_uri_without_the_password():
+    with storage.load("memory://") as driver:
+        driver.uri = "memory://user:secret@x"
+        assert "secret" not in repr(driver)
