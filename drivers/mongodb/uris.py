@@ -81,12 +81,22 @@ def check(uri: str) -> Target:
     hosts = rest.partition("/")[0].partition("?")[0].rpartition("@")[2]
     if srv and ("," in hosts or ":" in hosts.rpartition("]")[2]):
         raise unusable("host", "of a mongodb+srv:// URI is one name without a port")
+    for host in hosts.split(","):
+        name, colon, port = host.rpartition(":") if ":" in host.rpartition("]")[2] else (host, "", "")
+        if not name:
+            raise unusable("host", "is missing (or the host list has an empty entry)")
+        if colon and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise unusable("port", f"{describe(port)} of host {describe(name)} is not a number from 1 to 65535")
     # An SRV URI is parsed as a plain one here, so that checking it needs no DNS; its SRV-only options go too.
     plain = uri if not srv else "mongodb://" + rest
     try:
         parsed = _parse_srv(plain) if srv else uri_parser.parse_uri(plain, warn=False)
     except (ConfigurationError, ValueError, TypeError) as error:
-        raise unusable("part", f"is not valid: {first_line(error)}") from None
+        detail = first_line(error)
+        part = next(
+            (name for name in ("database", "port", "host", "user", "password") if name in detail.lower()), "option"
+        )
+        raise unusable(part, f"is not valid: {detail}") from None
     options = parsed["options"]
     if options.get("w") == 0:
         raise unusable(
