@@ -10,6 +10,15 @@ POSTGRESQL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 MARIADB ?= mysql+pymysql://root@127.0.0.1:3306/test
 URIS ?= memory:// sqlite:// sqlite:///$(SQLITE_FILE) $(POSTGRESQL) $(MARIADB)
 
+# The MongoDB driver: the conformance suite and its own tests on a SecantusDB the servers wrapper starts, or on
+# $(MARCONI_MONGODB_URI) when it is set (e.g. a real mongod: mongodb://host:27017/marconi_test?replicaSet=rs0).
+MONGODB_TESTS := --pyargs marconi.tests.conformance marconi_drivers.mongodb
+ifdef MARCONI_MONGODB_URI
+MONGODB_RUN = $(BIN)/pytest $(MONGODB_TESTS) '--marconi-uri=$(MARCONI_MONGODB_URI)'
+else
+MONGODB_RUN = $(BIN)/python -m marconi.tests.servers --with secantusdb -- $(BIN)/pytest $(MONGODB_TESTS) --marconi-uri={secantusdb}
+endif
+
 .PHONY: run test lint install clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
@@ -34,6 +43,7 @@ lint: $(BIN)/.installed
 test: lint
 	rm -f $(SQLITE_FILE)*
 	$(BIN)/pytest --pyargs marconi.tests marconi_drivers $(foreach uri,$(URIS),--marconi-uri=$(uri))
+	$(MONGODB_RUN)
 
 clean:
 	rm -rf $(VENV) *.egg-info .marconi-test.db* marconi-check.db*

@@ -172,9 +172,45 @@ def _redis(directory: Path) -> Iterator[str]:
         server.stop()
 
 
+def mongo_ping(port: int) -> bool:
+    """True when a MongoDB wire-protocol server on 127.0.0.1:``port`` answers ``ping`` (its port opens earlier)."""
+    import pymongo  # only the MongoDB kinds need it
+
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(uri, serverSelectionTimeoutMS=500)
+    with client:
+        return bool(client.admin.command("ping").get("ok"))
+
+
+def secantusdb_server(directory: Path, port: int | None = None, *extra: str) -> Server:
+    """A SecantusDB server (MongoDB wire protocol, single-node replica set) keeping its data in ``directory/data``
+    (``extra``: more options, e.g. ``--sync-on-commit``)."""
+    port = port or free_port()
+    beside = Path(sys.executable).parent / "secantusd-py"
+    program = str(beside) if beside.exists() else (shutil.which("secantusd-py") or "secantusd-py")
+    command = [program, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(directory / "data"), *extra]
+    return Server(f"secantusd:{port}", command, directory, lambda: mongo_ping(port), port)
+
+
+def secantusdb_uri(port: int | None, database: str = "marconi") -> str:
+    """A test URI: no retryable-write bookkeeping (it slows the server down as it grows), a short server selection
+    timeout (a dead server fails a call in seconds, not 30)."""
+    return f"mongodb://127.0.0.1:{port}/{database}?retryWrites=false&serverSelectionTimeoutMS=5000"
+
+
+@contextlib.contextmanager
+def _secantusdb(directory: Path) -> Iterator[str]:
+    server = secantusdb_server(directory).start()
+    try:
+        yield secantusdb_uri(server.port)
+    finally:
+        server.stop()
+
+
 #: What ``--with`` can start: a name, and a context manager that runs the server in a directory and yields its URI.
 KINDS: dict[str, Callable[[Path], contextlib.AbstractContextManager[str]]] = {
     "redis": _redis,
+    "secantusdb": _secantusdb,
 }
 
 

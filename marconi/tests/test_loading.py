@@ -29,7 +29,11 @@ SHIPPED = {
     ],
 )
 def test_scheme_is_the_part_before_any_dialect_suffix(uri, scheme):
-    assert loading.scheme_of(uri) == scheme
+    assert loading.scheme_of(uri, registered=frozenset()) == scheme
+
+
+def test_a_registered_plus_scheme_is_looked_up_whole():
+    assert loading.scheme_of("mongodb+srv://cluster/db", registered=frozenset({"mongodb+srv"})) == "mongodb+srv"
 
 
 @pytest.mark.parametrize(
