@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from marconi.storage import Capability, DriverBase, ManualClock, load
+from marconi.storage import Capability, DriverBase, ManualClock, MessageBase, load
 from marconi.storage.errors import StorageError
 from marconi.storage.loading import driver_class, scheme_of
 
@@ -175,6 +175,27 @@ class Harness:
                 return
             for name in names:
                 self.queues.delete(name, project=self.project)
+
+
+MAX_PAGES = 500  # an observer that pages this often without reaching the end follows a marker that does not move
+
+
+def drain(
+    messages: MessageBase, queue: str, project: str | None, marker: str | None = None, limit: int = 10, **options: Any
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Page ``queue`` from ``marker`` until a page comes back empty: every message seen, and the last marker.
+
+    A driver whose markers never reach the end fails the test instead of hanging it. (For a driver's own tests
+    too: ``from marconi.tests.plugin import drain``.)
+    """
+    seen: list[dict[str, Any]] = []
+    for _ in range(MAX_PAGES):
+        page = messages.list(queue, project=project, marker=marker, limit=limit, **options)
+        if not page.items:
+            return seen, page.marker
+        seen.extend(dict(item) for item in page.items)
+        marker = page.marker
+    pytest.fail(f"paging {queue!r} did not reach the end after {MAX_PAGES} pages: the marker does not move forward")
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from marconi.storage import ClaimDoesNotExist
+from marconi.tests import plugin
 
 
 def listing(m: Any, queue: str, **options: Any) -> tuple[list[dict[str, Any]], str]:
@@ -19,25 +18,11 @@ def listing(m: Any, queue: str, **options: Any) -> tuple[list[dict[str, Any]], s
     return list(items), marker
 
 
-MAX_PAGES = 500  # an observer that pages this often without reaching the end follows a marker that does not move
-
-
 def drain(
     m: Any, queue: str, marker: str | None = None, limit: int = 10, **options: Any
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Page ``queue`` of ``m.project`` from ``marker`` until a page comes back empty: every message seen, and the
-    last marker (``m`` is the harness, or anything with ``messages`` and ``project``).
-
-    A driver whose markers never reach the end fails the test instead of hanging it.
-    """
-    seen: list[dict[str, Any]] = []
-    for _ in range(MAX_PAGES):
-        page = m.messages.list(queue, project=m.project, marker=marker, limit=limit, **options)
-        if not page.items:
-            return seen, page.marker
-        seen.extend(dict(item) for item in page.items)
-        marker = page.marker
-    pytest.fail(f"paging {queue!r} did not reach the end after {MAX_PAGES} pages: the marker does not move forward")
+    """``plugin.drain`` on the harness's project (or that of anything with ``messages`` and ``project``)."""
+    return plugin.drain(m.messages, queue, m.project, marker, limit, **options)
 
 
 def ids(messages: list[dict[str, Any]]) -> list[str]:
