@@ -12,7 +12,7 @@ URIS ?= memory:// sqlite:// sqlite:///$(SQLITE_FILE) $(POSTGRESQL) $(MARIADB)
 
 # The MongoDB driver: the conformance suite and its own tests on a SecantusDB the servers wrapper starts, or on
 # $(MARCONI_MONGODB_URI) when it is set (e.g. a real mongod: mongodb://host:27017/marconi_test?replicaSet=rs0).
-MONGODB_TESTS := --pyargs marconi.tests.conformance marconi_drivers.mongodb
+MONGODB_TESTS := --pyargs marconi.tests.conformance marconi.tests.transport marconi_drivers.mongodb
 ifdef MARCONI_MONGODB_URI
 MONGODB_RUN = $(BIN)/pytest $(MONGODB_TESTS) '--marconi-uri=$(MARCONI_MONGODB_URI)'
 else

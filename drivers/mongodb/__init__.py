@@ -88,6 +88,7 @@ class MongoDriver(DriverBase):
     schemes = ("mongodb", "mongodb+srv")
     CAPABILITIES = Capability.ALL
 
+    PREFIX_OPTION = "collection_prefix"
     OPTIONS = {
         "collection_prefix": Option(collection_prefix, "marconi_", "prefix of the driver's collection names"),
         "heal_after": Option(

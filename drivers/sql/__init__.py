@@ -47,6 +47,7 @@ class SQLDriver(DriverBase):
     name = "sqlalchemy"
     schemes = ("sqlite", "postgresql", "mysql", "mariadb")
     CAPABILITIES = Capability.ALL
+    PREFIX_OPTION = "table_prefix"
     OPTIONS = {
         "table_prefix": Option(schema.table_prefix, "marconi_", "prefix of the driver's table names"),
         "pool_size": Option(validation.whole(1, 10_000), None, "connections kept in the pool"),

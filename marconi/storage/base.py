@@ -177,6 +177,9 @@ class DriverBase(abc.ABC):
     OPTIONS: ClassVar[Mapping[str, Option]] = {}
     #: What the backend client's exceptions mean (see ``marconi.storage.failures``).
     ERRORS: ClassVar[ErrorPolicy] = ErrorPolicy()
+    #: The option (one of ``OPTIONS``) that keeps a set of the driver's data apart from others' on one shared
+    #: store, e.g. a table prefix; tools that share a store with other users (tests, verifiers) set it.
+    PREFIX_OPTION: ClassVar[str | None] = None
 
     def __init__(self, uri: str, **options: Any) -> None:
         self.uri = validation.uri(uri)

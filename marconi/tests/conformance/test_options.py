@@ -5,10 +5,12 @@ conflict_timeout) and its own; ``load`` checks each before the driver uses it. A
 from __future__ import annotations
 
 import math
+import uuid
 
 import pytest
 
 from marconi.storage import InvalidInput, Limits, ManualClock, load
+from marconi.storage.loading import driver_class, scheme_of
 
 
 class NoNow:
@@ -53,3 +55,21 @@ def test_the_core_options_are_taken_by_every_driver(marconi_uri):
         assert d.limits.max_message_ttl == 90
         assert d.gc_interval == 0.5
         assert d.conflict_timeout == 3
+
+
+def test_the_prefix_option_keeps_two_sets_of_data_apart(marconi_uri):
+    """Tools that share a store with others (a verifier beside a service) need their data apart: a driver whose
+    instances share one store names an option for it (``PREFIX_OPTION``); one whose instances never share one
+    (in-memory stores) needs none. Either way two such drivers on one URI never see each other's queues."""
+    cls = driver_class(scheme_of(marconi_uri))
+    option = cls.PREFIX_OPTION
+    first, second = ({option: "marconi_pa_"}, {option: "marconi_pb_"}) if option else ({}, {})
+    assert option is None or option in cls.OPTIONS
+    project = f"prefix-{uuid.uuid4().hex[:8]}"
+    with load(marconi_uri, **first) as a, load(marconi_uri, **second) as b:
+        a.queue_controller.upsert("only-in-a", {}, project=project)
+        try:
+            assert [q["name"] for q in a.queue_controller.list(project=project).items] == ["only-in-a"]
+            assert b.queue_controller.list(project=project).items == []
+        finally:
+            a.queue_controller.delete("only-in-a", project=project)

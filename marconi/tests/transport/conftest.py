@@ -29,11 +29,10 @@ TABLE_PREFIX = "marconi_http_"
 def isolation_options(uri: str) -> list[str]:
     """Options keeping a server's data apart from other users of the same database (see the module docstring).
 
-    A driver whose store is shared by URI and that names its data by some other option adds it here.
+    Each driver names the option that does so (``DriverBase.PREFIX_OPTION``).
     """
-    if "table_prefix" in driver_class(scheme_of(uri)).OPTIONS:
-        return ["--option", f"table_prefix={TABLE_PREFIX}"]
-    return []
+    option = driver_class(scheme_of(uri)).PREFIX_OPTION
+    return ["--option", f"{option}={TABLE_PREFIX}"] if option else []
 
 
 def answers_ping(port: int) -> bool:
