@@ -179,7 +179,10 @@ class Backend:
         self._lock = threading.Lock()
         self._client = self._standalone()
         try:
-            info = self.call(self._client, ("INFO", "cluster"))[0]
+            try:
+                info = self.call(self._client, ("INFO", "cluster"))[0]
+            except rx.ResponseError as error:  # SELECT, on connecting, refused the database
+                raise self._no_such_database(error) from None
             if "cluster_enabled:1" in str(info):
                 self._client.close()
                 self._cluster = self._connect_cluster()
@@ -197,6 +200,16 @@ class Backend:
             return redis.Redis(unix_socket_path=target.path, db=target.db, **_client_options(target))
         assert target.host is not None and target.port is not None
         return redis.Redis(host=target.host, port=target.port, db=target.db, **_client_options(target))
+
+    def _no_such_database(self, error: rx.ResponseError) -> Exception:
+        target, text = self.target, str(error)
+        if "cluster mode" in text:
+            return InvalidInput(
+                "uri", f"names database {target.db}, but {target.where} is a Redis Cluster node (database 0 only)"
+            )
+        if "DB index" in text:
+            return InvalidInput("uri", f"names database {target.db}, which {target.where} does not have ({text})")
+        return error
 
     def _connect_cluster(self) -> RedisCluster:
         target = self.target

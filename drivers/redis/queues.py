@@ -29,12 +29,31 @@ class RedisQueues(QueueBase):
     driver: RedisDriver
 
     def _upsert(self, name: str, metadata: str, project: Project) -> bool:
-        driver = self.driver
-        counter = driver.keys.incarnations()
-        fresh = driver.backend.command(counter, "INCR", counter)
-        created, incarnation = driver.on_queue("queue_upsert", name, project, [fresh, metadata])
-        driver.backend.run("index_add", driver.keys.index(project), [name, incarnation])
-        return bool(created)
+        created, incarnation = self.write_queue(name, metadata, project)
+        self.index(name, incarnation, project)
+        return created
+
+    # The steps of create and delete, each atomic on its own slot.
+
+    def write_queue(self, name: str, metadata: str, project: Project) -> tuple[bool, int]:
+        """Create the queue with a fresh incarnation, or replace its metadata: (created, its incarnation)."""
+        counter = self.driver.keys.incarnations()
+        fresh = self.driver.backend.command(counter, "INCR", counter)
+        created, incarnation = self.driver.on_queue("queue_upsert", name, project, [fresh, metadata])
+        return bool(created), int(incarnation)
+
+    def index(self, name: str, incarnation: int, project: Project) -> None:
+        """List the queue in its project's index, unless a later incarnation of it is listed already."""
+        self.driver.backend.run("index_add", self.driver.keys.index(project), [name, incarnation])
+
+    def drop_queue(self, name: str, project: Project) -> int | None:
+        """Remove the queue with its messages and claims; the incarnation removed, None if there was none."""
+        incarnation = self.driver.on_queue("queue_drop", name, project, [])
+        return None if incarnation is None else int(incarnation)
+
+    def unindex(self, name: str, incarnation: int, project: Project) -> None:
+        """Drop the queue's index entry if it still names ``incarnation`` (known to be gone)."""
+        self.driver.backend.run("index_remove", self.driver.keys.index(project), [name, incarnation])
 
     def _get(self, name: str, project: Project) -> str | None:
         key = self.driver.keys.queue(project, name)[0]
@@ -53,7 +72,7 @@ class RedisQueues(QueueBase):
             entries = list(zip(flat[::2], flat[1::2], strict=True))
             for (name, indexed), metadata in zip(entries, self._confirm(project, [n for n, _ in entries]), strict=True):
                 if metadata is None:  # the queue is gone: forget the entry unless a later incarnation replaced it
-                    backend.run("index_remove", index, [name, indexed])
+                    self.unindex(name, int(indexed), project)
                 else:
                     found.append((name, metadata if detailed else None))
             if len(entries) < wanted:
@@ -77,10 +96,9 @@ class RedisQueues(QueueBase):
         return metadata
 
     def _delete(self, name: str, project: Project) -> None:
-        driver = self.driver
-        incarnation = driver.on_queue("queue_drop", name, project, [])
+        incarnation = self.drop_queue(name, project)
         if incarnation is not None:
-            driver.backend.run("index_remove", driver.keys.index(project), [name, incarnation])
+            self.unindex(name, incarnation, project)
 
     def _stats(self, name: str, project: Project, now: float) -> QueueCounts | None:
         reply = self.driver.on_queue("stats", name, project, [now])
