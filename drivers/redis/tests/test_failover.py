@@ -1,0 +1,127 @@
+"""Failover: the primary holding a queue's slot is killed (SIGKILL) mid-run; the driver recovers on its own, and
+with ``wait_replicas=1`` no acknowledged post is lost.
+
+A cluster of 3 primaries with a replica each (``--cluster-node-timeout 2000``), started by the test. A producer
+thread posts throughout, recording every post (``marconi.tests.history``): acknowledged, failed, or unknown (the
+post in flight at the kill; posts the promoted replica stored while it had no replica of its own to confirm them).
+Once enough posts are acknowledged the primary is killed; once its replica has taken over, the killed node is
+started again on its directory and rejoins as the new replica; once posts are acknowledged again, the producer
+stops and an observer reads the queue from its head. The checker finds no acknowledged post missing, none twice,
+none out of order. Every step waits on an event or on what the servers report, never on time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from marconi.storage import ManualClock, MessageConflict
+from marconi.tests import servers
+from marconi.tests.history import History, Kind, Outcome, Recorder, body_of, check_observers
+
+from .conftest import CLIENT, open_driver
+from .test_restart import observe
+
+pytestmark = [pytest.mark.driver("redis"), pytest.mark.own_servers]
+
+BEFORE, AFTER = 30, 10  # acknowledged posts before the kill, and after the killed node rejoined
+TIMEOUT = 60.0  # only a bound against hangs
+NO_SYNC_DELAY = ("--repl-diskless-sync-delay", "0")  # a replica syncs at once (Redis waits 5 s by default)
+
+
+def replication(port: int) -> dict[str, str]:
+    lines = servers.redis_command(port, "INFO", "replication").splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+class Producer(threading.Thread):
+    """Posts one message at a time until told to stop, whatever the posts raise; counts acknowledgements."""
+
+    def __init__(self, driver) -> None:
+        super().__init__(daemon=True)
+        self.driver = driver
+        self.recorder = Recorder("producer")
+        self.acknowledged = 0
+        self.stop = threading.Event()
+        self.changed = threading.Condition()
+
+    def run(self) -> None:
+        sequence = 0
+        while not self.stop.is_set():
+            values = (("producer", sequence),)
+            sequence += 1
+            invoke = self.recorder.now()
+            try:
+                self.driver.message_controller.post("q", [{"ttl": 3600, "body": body_of(values[0])}], CLIENT)
+            except MessageConflict as error:  # certainly not posted
+                self.recorder.record(Kind.POST, "q", invoke, Outcome.FAIL, values=values, error=str(error))
+                continue
+            except Exception as error:
+                now = self.recorder.now()
+                self.recorder.record(Kind.POST, "q", invoke, Outcome.UNKNOWN, now, values=values, error=str(error))
+                continue
+            self.recorder.record(Kind.POST, "q", invoke, Outcome.OK, values=values)
+            with self.changed:
+                self.acknowledged += 1
+                self.changed.notify_all()
+
+    def wait_for(self, acknowledged: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.acknowledged >= acknowledged, TIMEOUT), (
+                f"only {self.acknowledged} posts acknowledged: {self.recorder.ops[-1:]}"
+            )
+
+
+def test_a_killed_primary_loses_no_acknowledged_post(redis_uri, sends):
+    with servers.scratch_directory("redis-failover") as directory:
+        cluster = servers.RedisCluster(directory, 3, 1, "--cluster-node-timeout", "2000", *NO_SYNC_DELAY).start()
+        try:
+            ports = [node.port or 0 for node in cluster.nodes]
+            servers.wait_until(
+                lambda: all(replication(p).get("master_link_status", "up") == "up" for p in ports),
+                TIMEOUT,
+                "every replica in sync",
+            )
+            clock = ManualClock(float(int(time.time())))
+            options = {"wait_replicas": 1, "wait_timeout": 0.5, "conflict_timeout": 30.0}
+            with open_driver(cluster.uri, clock=clock, **options) as driver:
+                driver.queue_controller.upsert("q", {})
+                warmup, first = Recorder("warmup"), ("warmup", 0)
+                before, invoke = len(sends), warmup.now()
+                driver.message_controller.post("q", [{"ttl": 3600, "body": body_of(first)}], CLIENT)
+                warmup.record(Kind.POST, "q", invoke, Outcome.OK, values=(first,))
+                assert len(sends) - before == 1, "a post and its WAIT go in one round trip"
+
+                client = driver.backend.client_for(driver.keys.queue_base(None, "q"))
+                primary_port = client.connection_pool.connection_kwargs["port"]
+                primary = next(node for node in cluster.nodes if node.port == primary_port)
+                replica_port = next(p for p in ports if replication(p).get("master_port") == str(primary_port))
+
+                producer = Producer(driver)
+                producer.start()
+                producer.wait_for(BEFORE)
+                started = time.monotonic()
+                primary.kill()
+                servers.wait_until(lambda: replication(replica_port)["role"] == "master", TIMEOUT, "the failover")
+                failed_over = time.monotonic()
+                primary.start()  # on its directory: it rejoins as the replica of the promoted one
+                servers.wait_until(
+                    lambda: replication(primary_port).get("master_link_status") == "up", TIMEOUT, "the rejoin"
+                )
+                rejoined = time.monotonic()
+                producer.wait_for(producer.acknowledged + AFTER)
+                print(f"\nfailover {failed_over - started:.1f} s, rejoin {rejoined - failed_over:.1f} s, "
+                      f"acknowledged again {time.monotonic() - rejoined:.1f} s later")  # fmt: skip
+                producer.stop.set()
+                producer.join(TIMEOUT)
+
+                observer = Recorder("observer")
+                observe(driver, observer)
+                report = check_observers(History.merge(warmup.ops, producer.recorder.ops, observer.ops))
+                assert report.ok, report.summary()
+                outcomes = {op.outcome for op in producer.recorder.ops}
+                print(f"\nposts: {len(producer.recorder.ops)}, {producer.acknowledged} acknowledged, {outcomes}")
+        finally:
+            cluster.stop()
