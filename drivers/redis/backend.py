@@ -140,7 +140,9 @@ _NO_RETRY = Retry(NoBackoff(), 0)
 
 
 def _client_options(target: Target) -> dict[str, Any]:
-    return {"decode_responses": True, "retry": _NO_RETRY, **target.options}
+    # RESP2 whatever redis-py's default (3 from redis-py 8): the same replies and handshake with every redis-py
+    # the extra allows, and no push messages on the driver's connections.
+    return {"decode_responses": True, "retry": _NO_RETRY, "protocol": 2, **target.options}
 
 
 def exchange(client: redis.Redis, commands: Sequence[Command]) -> list[Any]:

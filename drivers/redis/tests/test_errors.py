@@ -53,10 +53,10 @@ class CuttingProxy:
             while data := source.recv(65536):
                 if replies and self.armed.is_set():
                     self.armed.clear()
+                    self.cut.set()  # before the client can see the cut
                     for end in (source, sink):
                         end.shutdown(socket.SHUT_RDWR)
                         end.close()
-                    self.cut.set()
                     return
                 sink.sendall(data)
 

@@ -37,7 +37,9 @@ def count(sends: Sends, call: Callable[[], object], label: str) -> int:
 @pytest.fixture
 def queue(driver: RedisDriver, project: str) -> str:
     driver.queue_controller.upsert(QUEUE, {}, project=project)
-    post(driver, QUEUE, project, 1)  # warm: connected, scripts loaded
+    post(driver, QUEUE, project, 1)  # warm: scripts loaded, and a connection open to every server
+    for client in driver.backend.primaries():
+        driver.backend.call(client, ("PING",))
     return QUEUE
 
 
