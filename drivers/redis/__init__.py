@@ -8,8 +8,9 @@ URIs (redis-py's forms, checked part by part; see ``urls.py``)::
     unix:///path/to/redis.sock[?db=N]              a server on a Unix socket
 
 Query options: ``db``, ``socket_timeout``, ``socket_connect_timeout``, ``socket_keepalive``, ``max_connections``,
-``health_check_interval``, ``client_name``, ``username``, ``password`` (and ``ssl_*`` for rediss); any other is
-``InvalidInput``.
+``client_name``, ``username``, ``password`` (and ``ssl_*`` for rediss); any other is ``InvalidInput``. A pooled
+connection the server closed is noticed when it is taken from the pool and opened again before anything is
+sent, so no health-check PING is needed.
 
 Capabilities: fifo, observer_once, claims, delay, pop, durable (messages live in the server, not in the process
 that posted them), multiprocess.

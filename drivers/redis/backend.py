@@ -128,8 +128,8 @@ def classify(error: BaseException, cluster: bool) -> Failure | None:
     """What a redis-py exception raised by :class:`Backend` means (see ``marconi.storage.failures``)."""
     if isinstance(error, _CONFIGURATION):
         return Failure.FATAL
-    if isinstance(error, rx.ResponseError) and getattr(error, "status_code", None) in _NOT_RUN_CODES:
-        return Failure.RETRY
+    if isinstance(error, rx.ResponseError) and str(error).split(" ", 1)[0] in _NOT_RUN_CODES:
+        return Failure.RETRY  # redis-py has no class for these: the reply's first word tells
     return (CLUSTER_ERRORS if cluster else ERRORS).classify(error)
 
 
@@ -223,7 +223,6 @@ class Backend:
             )
         options = _client_options(target)
         retry = options.pop("retry")
-        options.pop("health_check_interval", None)  # not passed on to cluster nodes by redis-py
         assert target.port is not None
         return RedisCluster(host=target.host, port=target.port, retry=retry, require_full_coverage=True, **options)
 

@@ -71,7 +71,6 @@ _COMMON: Mapping[str, Parse] = {
     "socket_connect_timeout": _number(float, 0.001),
     "socket_keepalive": _boolean,
     "max_connections": _number(int, 1),
-    "health_check_interval": _number(int, 0),
     "client_name": _text,
     "username": _text,
     "password": _text,
