@@ -10,28 +10,15 @@ local deleted = 0
 for i = 3, #ARGV, 2 do
   if tonumber(ARGV[i]) == inc then
     local m = load(ARGV[i + 1])
-    if m and m.expires > now then
-      local allowed
-      if claim == '' then
-        allowed = not held(m, now)
-      else
-        allowed = m.claim == claim and held(m, now)
-      end
-      if allowed then
-        remove(m.n)
-        deleted = deleted + 1
-      end
+    if m and m.expires > now and deletable(m, claim, now) then
+      remove(m.n)
+      deleted = deleted + 1
     end
   end
 end
 local live = 0
-if claim ~= '' then
-  local packed = redis.call('HGET', CLAIMS, claim)
-  if packed then
-    local _, _, expires = cmsgpack.unpack(packed)
-    if expires > now then
-      live = 1
-    end
-  end
+local stored = claim ~= '' and load_claim(claim)
+if stored and stored.expires > now then
+  live = 1
 end
 return {deleted, live}

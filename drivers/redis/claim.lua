@@ -9,8 +9,7 @@ local inc = incarnation()
 if not inc then
   return false
 end
-promote(now)
-release_expired(now)
+settle(now)
 local out = {inc}
 local taken = oldest_eligible(now, limit)
 if #taken == 0 then

@@ -7,16 +7,12 @@ local inc = incarnation()
 if not inc then
   return false
 end
-local packed = redis.call('HGET', CLAIMS, id)
-if not packed then
+local claim = load_claim(id)
+if not claim or claim.expires <= now then
   return {inc}
 end
-local ttl, created, expires, numbers = cmsgpack.unpack(packed)
-if expires <= now then
-  return {inc}
-end
-local out = {inc, {ttl, fmt(created), fmt(expires)}}
-for _, n in ipairs(numbers) do
+local out = {inc, {claim.ttl, fmt(claim.created), fmt(claim.expires)}}
+for _, n in ipairs(claim.numbers) do
   local m = load(n)
   if m and m.claim == id and held(m, now) and m.expires > now then
     out[#out + 1] = row(m)

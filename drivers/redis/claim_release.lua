@@ -5,13 +5,12 @@ local now, id = tonumber(ARGV[1]), ARGV[2]
 if not incarnation() then
   return false
 end
-local packed = redis.call('HGET', CLAIMS, id)
-if not packed then
+local claim = load_claim(id)
+if not claim then
   return 0
 end
-local _, _, _, numbers = cmsgpack.unpack(packed)
 local back = {}
-for _, n in ipairs(numbers) do
+for _, n in ipairs(claim.numbers) do
   local m = load(n)
   if m and m.claim == id then
     m.claim, m.claim_expires = '', 0

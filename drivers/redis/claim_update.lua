@@ -7,17 +7,13 @@ local expires, floor = tonumber(ARGV[4]), tonumber(ARGV[5])
 if not incarnation() then
   return false
 end
-local packed = redis.call('HGET', CLAIMS, id)
-if not packed then
+local claim = load_claim(id)
+if not claim or claim.expires <= now then
   return 0
 end
-local _, created, lease_end, numbers = cmsgpack.unpack(packed)
-if lease_end <= now then
-  return 0
-end
-redis.call('HSET', CLAIMS, id, cmsgpack.pack(ttl, created, expires, numbers))
+redis.call('HSET', CLAIMS, id, cmsgpack.pack(ttl, claim.created, expires, claim.numbers))
 redis.call('ZADD', CLAIM_EXPIRIES, expires, id)
-for _, n in ipairs(numbers) do
+for _, n in ipairs(claim.numbers) do
   local m = load(n)
   if m and m.claim == id and held(m, now) and m.expires > now then
     m.claim_expires = expires

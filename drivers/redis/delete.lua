@@ -10,13 +10,7 @@ local m = load(ARGV[3])
 if not m or m.expires <= now then
   return false
 end
-local allowed
-if claim == '' then
-  allowed = not held(m, now)
-else
-  allowed = m.claim == claim and held(m, now)
-end
-if not allowed then
+if not deletable(m, claim, now) then
   return {m.claim, fmt(m.claim_expires)}
 end
 remove(m.n)

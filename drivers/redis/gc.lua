@@ -6,8 +6,7 @@ local now, chunk = tonumber(ARGV[1]), tonumber(ARGV[2])
 if not incarnation() then
   return {0, 0}
 end
-promote(now)
-release_expired(now)
+settle(now)
 local expired = redis.call('ZRANGEBYSCORE', EXPIRIES, '-inf', now, 'LIMIT', 0, chunk)
 for _, n in ipairs(expired) do
   remove(n)

@@ -50,6 +50,24 @@ local function held(m, now)
   return m.claim ~= '' and m.claim_expires > now
 end
 
+-- Whether a delete given `claim` ('' for none) may remove the message now: no live claim holds it, or that one.
+local function deletable(m, claim, now)
+  if claim == '' then
+    return not held(m, now)
+  end
+  return m.claim == claim and held(m, now)
+end
+
+-- A claim as stored, or nil: {ttl, created, expires (lease end), numbers (the messages it took)}.
+local function load_claim(id)
+  local packed = redis.call('HGET', CLAIMS, id)
+  if not packed then
+    return nil
+  end
+  local ttl, created, expires, numbers = cmsgpack.unpack(packed)
+  return {ttl = ttl, created = created, expires = expires, numbers = numbers}
+end
+
 -- Lift a message's expiry to at least `floor`; the caller saves it.
 local function extend(m, floor)
   if floor > m.expires then
@@ -129,9 +147,15 @@ local function release_expired(now)
   end
 end
 
+-- Make the queue as it is at `now`: due delayed messages visible, expired claims' messages eligible.
+local function settle(now)
+  promote(now)
+  release_expired(now)
+end
+
 -- Up to `limit` of the oldest eligible messages, oldest first, each as its state. Entries met on the way that
 -- are not eligible leave ELIGIBLE (and VISIBLE too when the message is dead; gc removes the message itself).
--- Call release_expired first.
+-- Call settle first.
 local function oldest_eligible(now, limit)
   local found = {}
   local kept = 0 -- entries left in ELIGIBLE ahead of the next window

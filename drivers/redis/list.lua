@@ -8,10 +8,11 @@ local inc = incarnation()
 if not inc then
   return false
 end
-promote(now)
 local index = VISIBLE
-if not include_claimed then
-  release_expired(now)
+if include_claimed then
+  promote(now)
+else
+  settle(now)
   index = ELIGIBLE -- exactly the visible messages no live claim holds
 end
 local out = {inc, tonumber(redis.call('HGET', QUEUE, 'pos'))}

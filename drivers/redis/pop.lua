@@ -6,8 +6,7 @@ local inc = incarnation()
 if not inc then
   return false
 end
-promote(now)
-release_expired(now)
+settle(now)
 local out = {inc}
 for _, m in ipairs(oldest_eligible(now, limit)) do
   out[#out + 1] = row(m)

@@ -17,6 +17,7 @@ from redis.connection import AbstractConnection
 
 from marconi.storage import ManualClock, load
 from marconi.storage.loading import driver_class
+from marconi.tests import servers
 
 if TYPE_CHECKING:
     from .. import RedisDriver
@@ -28,6 +29,17 @@ CLIENT = "6f0a2c4e-0000-4000-8000-00000000c1e7"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "own_servers: starts the Redis servers it needs; run once, not per cluster")
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[servers.Server]:
+    """A redis-server of the module's own (no persistence), which its tests may flush."""
+    with servers.scratch_directory("redis-own") as directory:
+        server = servers.redis_server(directory).start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture

@@ -28,16 +28,6 @@ DEEP = 5_000
 NOT_COUNTED = {"evalsha", "eval", "config|resetstat", "info", "config"}
 
 
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[servers.Server]:
-    with servers.scratch_directory("redis-costs") as directory:
-        server = servers.redis_server(directory).start()
-        try:
-            yield server
-        finally:
-            server.stop()
-
-
 @pytest.fixture
 def driver(own_server: servers.Server, redis_uri: str) -> Iterator[RedisDriver]:
     with open_driver(f"redis://127.0.0.1:{own_server.port}/0", clock=ManualClock(1_700_000_000.0)) as opened:

@@ -71,16 +71,6 @@ class CuttingProxy:
                 end.close()
 
 
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[servers.Server]:
-    with servers.scratch_directory("redis-errors") as directory:
-        server = servers.redis_server(directory).start()
-        try:
-            yield server
-        finally:
-            server.stop()
-
-
 @pytest.fixture
 def proxy(own_server: servers.Server) -> Iterator[CuttingProxy]:
     cutter = CuttingProxy(own_server.port or 0)
