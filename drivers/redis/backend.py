@@ -196,6 +196,11 @@ class Backend:
     def cluster(self) -> bool:
         return self._cluster is not None
 
+    @property
+    def topology(self) -> Any:
+        """redis-py's ``RedisCluster`` holding the slot map (for tests and instrumentation); None on one server."""
+        return self._cluster
+
     def _standalone(self) -> redis.Redis:
         target = self.target
         if target.path is not None:
