@@ -154,15 +154,15 @@ local function settle(now)
 end
 
 -- Up to `limit` of the oldest eligible messages, oldest first, each as its state. Entries met on the way that
--- are not eligible leave ELIGIBLE (and VISIBLE too when the message is dead; gc removes the message itself).
--- Call settle first.
+-- are not eligible leave ELIGIBLE: a dead message's leaves VISIBLE too (gc removes the message itself), and one a
+-- live claim holds goes back to CLAIMED (a client whose clock ran ahead gave it back early). Call settle first.
 local function oldest_eligible(now, limit)
   local found = {}
   local kept = 0 -- entries left in ELIGIBLE ahead of the next window
   while #found < limit do
     local wanted = limit - #found
     local numbers = redis.call('ZRANGE', ELIGIBLE, kept, kept + wanted - 1)
-    local stale, dead = {}, {}
+    local stale, dead, still_held = {}, {}, {}
     for _, n in ipairs(numbers) do
       local m = load(n)
       if m and m.expires > now and not held(m, now) then
@@ -172,11 +172,15 @@ local function oldest_eligible(now, limit)
         stale[#stale + 1] = n
         if not m or m.expires <= now then
           dead[#dead + 1] = n
+        else
+          still_held[#still_held + 1] = m.claim_expires
+          still_held[#still_held + 1] = n
         end
       end
     end
     each_batch('ZREM', ELIGIBLE, stale)
     each_batch('ZREM', VISIBLE, dead)
+    each_batch('ZADD', CLAIMED, still_held)
     if #numbers < wanted then
       break
     end
