@@ -19,7 +19,8 @@ Options: the core ones; ``key_prefix`` (default ``marconi``: every key this driv
 prefixes on one database are two independent stores); ``wait_replicas`` (default 0) and ``wait_timeout``
 (default 1 s): with ``wait_replicas=N`` every post is followed, on the same connection and in the same round
 trip, by ``WAIT N``, and is acknowledged only once N replicas hold it; fewer within ``wait_timeout`` is
-``BackendError`` (the message may be visible, and may be lost if the primary fails).
+``BackendError`` (the message may be visible, and may be lost if the primary fails); ``wait_timeout`` must be
+shorter than the socket timeout (redis-py's 5 s unless the URI says otherwise).
 
 Durability is the server's: with ``--save ""`` and no AOF (this project's test server) an acknowledged post
 lives in memory only and does not survive a restart of the server; with ``appendonly yes`` it does (with
@@ -27,9 +28,10 @@ lives in memory only and does not survive a restart of the server; with ``append
 Replication is asynchronous: on a failover, a post acknowledged without ``wait_replicas`` may be lost, and
 claims and deletes, which never wait, may be undone (a message may then be delivered again).
 
-Every operation that reads or changes a queue is one script run in one round trip (EVALSHA, loaded on NOSCRIPT)
-on the server holding the queue's hash slot; time is always the driver's clock, passed in. How the keys, the
-scripts and the queue index keep the contract's promises: docs/design.md, "Redis driver".
+Every operation on messages and claims, and stats, is one script run in one round trip (EVALSHA, loaded on
+NOSCRIPT) on the server holding the queue's hash slot; time is always the driver's clock, passed in. ``gc()``
+collects every queue under the driver's key prefix, on every primary. How the keys, the scripts and the queue
+index keep the contract's promises: docs/design.md, "Redis driver".
 """
 
 from __future__ import annotations
