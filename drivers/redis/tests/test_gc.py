@@ -29,6 +29,8 @@ def driver(redis_uri: str, clock: ManualClock, project: str) -> Iterator[RedisDr
         yield opened
         for entry in opened.queue_controller.list(project=project, limit=100).items:
             opened.queue_controller.delete(entry["name"], project=project)
+        counter = opened.keys.incarnations()  # the prefix's last key
+        opened.backend.command(counter, "DEL", counter)
 
 
 def sizes(driver, project: str, queue: str) -> dict[str, int]:
