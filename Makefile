@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 SQLITE_FILE ?= $(CURDIR)/.marconi-test.db
 POSTGRESQL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 MARIADB ?= mysql+pymysql://root@127.0.0.1:3306/test
-URIS ?= memory:// sqlite:// sqlite:///$(SQLITE_FILE) $(POSTGRESQL) $(MARIADB)
+REDIS ?= redis://127.0.0.1:6379/1
+URIS ?= memory:// sqlite:// sqlite:///$(SQLITE_FILE) $(POSTGRESQL) $(MARIADB) $(REDIS)
 
 # The MongoDB driver: the conformance suite and its own tests on a SecantusDB the servers wrapper starts, or on
 # $(MARCONI_MONGODB_URI) when it is set (e.g. a real mongod: mongodb://host:27017/marconi_test?replicaSet=rs0).
@@ -39,11 +40,14 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Every test on every backend in URIS; an unreachable backend fails the run, it is never skipped.
+# Every test on every backend in URIS; an unreachable backend fails the run, it is never skipped. Then the suite
+# again on a 3-master Redis Cluster it starts (the tests that start servers of their own ran once already).
 test: lint
 	rm -f $(SQLITE_FILE)*
 	$(BIN)/pytest --pyargs marconi.tests marconi_drivers $(foreach uri,$(URIS),--marconi-uri=$(uri))
 	$(MONGODB_RUN)
+	$(BIN)/python -m marconi.tests.servers --with redis-cluster -- $(BIN)/pytest --pyargs marconi.tests.conformance \
+		marconi_drivers.redis -m "not own_servers" --marconi-uri={redis-cluster}
 
 clean:
 	rm -rf $(VENV) *.egg-info .marconi-test.db* marconi-check.db*
