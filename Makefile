@@ -1,5 +1,6 @@
 # Two commands for a fresh machine: `make run` (the default benchmark) and `make test` (everything).
-# Point the tests at your own servers with e.g. `make test POSTGRESQL=postgresql+psycopg://me@db:5432/marconi`.
+# Point the tests at your own servers with e.g. `make test POSTGRESQL=postgresql+psycopg://me@db:5432/marconi`,
+# or run exactly some drivers with `make test URIS="sqlite:////tmp/x.db redis://me@host:6379/5"`.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,9 +9,24 @@ BIN := $(VENV)/bin
 SQLITE_FILE ?= $(CURDIR)/.marconi-test.db
 POSTGRESQL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 MARIADB ?= mysql+pymysql://root@127.0.0.1:3306/test
-URIS ?= memory:// sqlite:// sqlite:///$(SQLITE_FILE) $(POSTGRESQL) $(MARIADB)
+REDIS ?= redis://127.0.0.1:6379/1
+# A MongoDB server of your own (e.g. mongodb://host:27017/marconi_test?replicaSet=rs0); unset, the tests start a
+# SecantusDB wire server themselves.
+MARCONI_MONGODB_URI ?= {secantusdb}
+# Parts of `make test` run side by side, each on its own backend, each printing its output whole when it ends.
+JOBS ?= 4
 
-.PHONY: run test lint install clean
+SUITE := $(BIN)/pytest -q --pyargs marconi.tests marconi_drivers
+SERVERS := $(BIN)/python -m marconi.tests.servers
+ifeq ($(MARCONI_MONGODB_URI),{secantusdb})
+WITH_MONGODB := $(SERVERS) --with secantusdb --
+endif
+PARTS := embedded sqlite postgresql mariadb redis redis-cluster mongodb bench
+ifdef URIS
+PARTS := uris
+endif
+
+.PHONY: run test lint install clean $(PARTS:%=test-%)
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,17 +41,41 @@ install: $(BIN)/.installed
 # is `marconi check URI`.
 BENCH_OUTPUT ?= bench-results
 run: $(BIN)/.installed
-	$(BIN)/marconi bench --reachable $(POSTGRESQL) --reachable $(MARIADB) --output $(BENCH_OUTPUT)
+	$(BIN)/marconi bench --reachable $(POSTGRESQL) --reachable $(MARIADB) --reachable $(REDIS) --output $(BENCH_OUTPUT)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Every test on every backend in URIS; an unreachable backend fails the run, it is never skipped.
+# Every test on every backend; an unreachable backend fails the run, it is never skipped. Each part is one
+# pytest run on one backend (the driver-independent tests run once, in the embedded part).
 test: lint
+	@$(MAKE) --no-print-directory --keep-going -j$(JOBS) --output-sync=target $(PARTS:%=test-%)
+
+test-embedded:
+	$(SUITE) --marconi-uri=memory:// --marconi-uri=sqlite://
+test-sqlite:
 	rm -f $(SQLITE_FILE)*
-	$(BIN)/pytest --pyargs marconi.tests marconi_drivers marconi_benchmarks $(foreach uri,$(URIS),--marconi-uri=$(uri))
+	$(SUITE) --marconi-drivers-only --marconi-uri=sqlite:///$(SQLITE_FILE)
+test-postgresql:
+	$(SUITE) --marconi-drivers-only --marconi-uri=$(POSTGRESQL)
+test-mariadb:
+	$(SUITE) --marconi-drivers-only --marconi-uri=$(MARIADB)
+test-redis:
+	$(SUITE) --marconi-drivers-only --marconi-uri=$(REDIS)
+# The tests that start servers of their own (failover, AOF restart, ...) run once, in the redis part.
+test-redis-cluster:
+	$(SERVERS) --with redis-cluster -- $(SUITE) --marconi-drivers-only -m "not own_servers" --marconi-uri={redis-cluster}
+test-mongodb:
+	$(WITH_MONGODB) $(SUITE) --marconi-drivers-only '--marconi-uri=$(MARCONI_MONGODB_URI)'
+# The benchmark's own tests: a tiny workload through the whole harness (every contender of every backend, the
+# checks, the JSON, the chart), and planted-bug drivers caught. The harness makes its SQLite file itself.
+test-bench:
+	$(BIN)/pytest -q --pyargs marconi_benchmarks --marconi-uri=memory:// --marconi-uri=sqlite:// \
+		--marconi-uri=$(POSTGRESQL) --marconi-uri=$(MARIADB) --marconi-uri=$(REDIS)
+test-uris:
+	$(SUITE) marconi_benchmarks $(foreach uri,$(URIS),--marconi-uri=$(uri))
 
 clean:
 	rm -rf $(VENV) *.egg-info .marconi-test.db* marconi-check.db* $(BENCH_OUTPUT)

@@ -220,7 +220,8 @@ def open_driver(target: str, prefix: str, driver_class: str | None = None) -> Dr
 
 
 def _prefix_option(cls: type[DriverBase], prefix: str) -> dict[str, Any]:
-    return {"table_prefix": prefix} if "table_prefix" in cls.OPTIONS else {}
+    """The driver's option that keeps this run's data apart on a shared store (its ``PREFIX_OPTION``)."""
+    return {cls.PREFIX_OPTION: prefix} if cls.PREFIX_OPTION else {}
 
 
 def resolve(path: str) -> Any:
@@ -255,10 +256,17 @@ CONTENDERS: dict[str, tuple[Entry, ...]] = {
         Entry("peer", "pgmq", "marconi_benchmarks.peers.pgmq:PGMQ"),
     ),
     "mysql": (SQL_DRIVER, Entry("floor", "pymysql", "marconi_benchmarks.floors.mysql:MySQLFloor")),
+    "redis": (Entry("driver", "", "marconi_benchmarks.redis_client:RedisDriverClient"),),
 }
 
 #: How the table shows each backend.
-BACKEND_NAMES = {"memory": "memory", "sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB"}
+BACKEND_NAMES = {
+    "memory": "memory",
+    "sqlite": "SQLite",
+    "postgresql": "PostgreSQL",
+    "mysql": "MariaDB",
+    "redis": "Redis",
+}
 
 
 def backend_of(uri: str) -> str:

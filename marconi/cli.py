@@ -3,6 +3,7 @@
     marconi drivers [--json]
     marconi gc URI [--interval SECONDS] [--once]      (also installed as ``marconi-gc``)
     marconi check URI [URI ...] [-- PYTEST-ARGS]
+    marconi serve URI [--host 127.0.0.1 --port 8888] [--option NAME=VALUE ...]   (the Zaqar v2 HTTP API)
     marconi bench [URI ...] [OPTIONS]                (see marconi bench --help)
 
 Exit codes: 0 success, 1 a failure of the work itself (a failed check, an unreachable backend), 2 bad usage.
@@ -22,6 +23,7 @@ from marconi import gc as collector
 from marconi.storage import StorageError, installed_drivers, load, validation
 from marconi.storage.base import MAX_GC_INTERVAL
 from marconi.storage.errors import DriverLoadError, DriverNotFound, InvalidInput
+from marconi.transport import command as serve_command
 
 USAGE_ERROR = 2
 
@@ -101,6 +103,11 @@ def _check(args: argparse.Namespace) -> int:
     return int(pytest.main([*pytest_args, "-q", *args.pytest_args]))
 
 
+def _serve(args: argparse.Namespace) -> int:
+    _logging(args.verbose)
+    return serve_command.run(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     try:
         from marconi_benchmarks import cli as benchmarks  # only this subcommand needs it
@@ -141,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="run the conformance suite against driver URIs")
     check.add_argument("uris", nargs="+", metavar="URI", help="driver URIs to check")
     check.set_defaults(run=_check, pytest_args=[])  # extra pytest arguments follow a --
+
+    serve = commands.add_parser("serve", help="serve a driver over HTTP with OpenStack Zaqar's v2 API")
+    serve_command.add_arguments(serve)
+    serve.set_defaults(run=_serve)
 
     bench = commands.add_parser("bench", help="benchmark drivers against raw floors and peers", add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="see marconi bench --help")

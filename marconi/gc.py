@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from marconi.storage import DriverBase, StorageError
+from marconi.storage.validation import redacted
 
 log = logging.getLogger("marconi.gc")
 
@@ -20,7 +21,7 @@ def run(driver: DriverBase, stop: threading.Event, interval: float | None = None
     """
     interval = driver.gc_interval if interval is None else interval
     total = 0
-    log.info("collecting %s every %g s", driver.uri, interval)
+    log.info("collecting %s every %g s", redacted(driver.uri), interval)
     while not stop.is_set():
         try:
             removed = driver.gc()
@@ -38,7 +39,7 @@ def run(driver: DriverBase, stop: threading.Event, interval: float | None = None
 def once(driver: DriverBase) -> int:
     """One pass: the number removed. A failed pass raises its StorageError."""
     removed = driver.gc()
-    log.info("removed %d expired messages and claims from %s", removed, driver.uri)
+    log.info("removed %d expired messages and claims from %s", removed, redacted(driver.uri))
     return removed
 
 

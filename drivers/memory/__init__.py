@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marconi.storage.base import Capability, ClaimBase, DriverBase, MessageBase, QueueBase
+from marconi.storage.errors import InvalidInput
 from marconi.storage.hooks import (
     BulkDelete,
     BulkDeleted,
@@ -38,6 +39,7 @@ from marconi.storage.hooks import (
     Rows,
     StoredClaim,
 )
+from marconi.storage.validation import describe
 
 
 @dataclass
@@ -105,55 +107,6 @@ class _Queue:
 
     def rows(self, messages: Iterable[_Message]) -> Rows:
         return Rows(self.incarnation, [message.row() for message in messages])
-
-
-class MemoryDriver(DriverBase):
-    name = "memory"
-    schemes = ("memory",)
-    CAPABILITIES = frozenset(
-        {Capability.FIFO, Capability.OBSERVER_ONCE, Capability.CLAIMS, Capability.DELAY, Capability.POP}
-    )
-
-    def __init__(self, uri: str = "memory://", **options: Any) -> None:
-        super().__init__(uri, **options)
-        self.lock = threading.RLock()
-        self.queues: dict[tuple[Project, str], _Queue] = {}
-        self.incarnations = itertools.count(1)
-        self._queue_controller = MemoryQueues(self)
-        self._message_controller = MemoryMessages(self)
-        self._claim_controller = MemoryClaims(self)
-
-    @property
-    def queue_controller(self) -> MemoryQueues:
-        return self._queue_controller
-
-    @property
-    def message_controller(self) -> MemoryMessages:
-        return self._message_controller
-
-    @property
-    def claim_controller(self) -> MemoryClaims:
-        return self._claim_controller
-
-    def queue(self, name: str, project: Project, now: float) -> _Queue | None:
-        """The queue with due delayed messages promoted, or None. Call with the lock held."""
-        queue = self.queues.get((project, name))
-        if queue is not None:
-            queue.promote(now)
-        return queue
-
-    def _gc(self, now: float) -> int:
-        removed = 0
-        with self.lock:
-            for queue in self.queues.values():
-                queue.promote(now)
-                for message in [m for m in queue.messages.values() if not m.alive(now)]:
-                    queue.remove(message)
-                    removed += 1
-                for claim_id in [i for i, claim in queue.claims.items() if not claim.expires > now]:
-                    del queue.claims[claim_id]
-                    removed += 1
-        return removed
 
 
 class MemoryQueues(QueueBase):
@@ -336,3 +289,58 @@ class MemoryClaims(ClaimBase):
             for message in target.messages.values():
                 if message.claim_id == claim_id:
                     message.claim_id = message.claim_expires = None
+
+
+class MemoryDriver(DriverBase):
+    name = "memory"
+    schemes = ("memory",)
+    CAPABILITIES = frozenset(
+        {Capability.FIFO, Capability.OBSERVER_ONCE, Capability.CLAIMS, Capability.DELAY, Capability.POP}
+    )
+    #: The controller classes: a subclass changes one of them to change one controller's hooks.
+    Queues: type[MemoryQueues] = MemoryQueues
+    Messages: type[MemoryMessages] = MemoryMessages
+    Claims: type[MemoryClaims] = MemoryClaims
+
+    def __init__(self, uri: str = "memory://", **options: Any) -> None:
+        super().__init__(uri, **options)
+        if uri.split("://", 1)[1:] != [""]:
+            raise InvalidInput("uri", f"a memory store takes nothing after memory://, got {describe(uri)}")
+        self.lock = threading.RLock()
+        self.queues: dict[tuple[Project, str], _Queue] = {}
+        self.incarnations = itertools.count(1)
+        self._queue_controller = self.Queues(self)
+        self._message_controller = self.Messages(self)
+        self._claim_controller = self.Claims(self)
+
+    @property
+    def queue_controller(self) -> MemoryQueues:
+        return self._queue_controller
+
+    @property
+    def message_controller(self) -> MemoryMessages:
+        return self._message_controller
+
+    @property
+    def claim_controller(self) -> MemoryClaims:
+        return self._claim_controller
+
+    def queue(self, name: str, project: Project, now: float) -> _Queue | None:
+        """The queue with due delayed messages promoted, or None. Call with the lock held."""
+        queue = self.queues.get((project, name))
+        if queue is not None:
+            queue.promote(now)
+        return queue
+
+    def _gc(self, now: float) -> int:
+        removed = 0
+        with self.lock:
+            for queue in self.queues.values():
+                queue.promote(now)
+                for message in [m for m in queue.messages.values() if not m.alive(now)]:
+                    queue.remove(message)
+                    removed += 1
+                for claim_id in [i for i, claim in queue.claims.items() if not claim.expires > now]:
+                    del queue.claims[claim_id]
+                    removed += 1
+        return removed

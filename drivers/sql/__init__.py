@@ -19,22 +19,21 @@ SQLAlchemy pool options (``pool_size``, ``max_overflow``, ``pool_recycle``, ``po
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from marconi.storage import validation
 from marconi.storage.base import Capability, DriverBase
 from marconi.storage.failures import Failure
 from marconi.storage.validation import Option
 
-from . import queues, schema
+from . import schema
 from .claims import SQLClaims
-from .engine import Database
+from .engine import Database, Session
 from .messages import SQLMessages
-from .queues import SQLQueues
+from .queues import QueueRow, SQLQueues, promote
+from .urls import is_memory, kind_of, resolve
 
 __all__ = ["SQLDriver"]
 
@@ -48,7 +47,7 @@ class SQLDriver(DriverBase):
     name = "sqlalchemy"
     schemes = ("sqlite", "postgresql", "mysql", "mariadb")
     CAPABILITIES = Capability.ALL
-
+    PREFIX_OPTION = "table_prefix"
     OPTIONS = {
         "table_prefix": Option(schema.table_prefix, "marconi_", "prefix of the driver's table names"),
         "pool_size": Option(validation.whole(1, 10_000), None, "connections kept in the pool"),
@@ -63,18 +62,29 @@ class SQLDriver(DriverBase):
         super().__init__(uri, **options)
         # Pool options left unset are SQLAlchemy's to default.
         engine_options = {name: self.options[name] for name in _ENGINE_OPTIONS if self.options[name] is not None}
-        self.tables = schema.Tables(self.options["table_prefix"])
-        self.database = Database(uri, self.conflict_timeout, **engine_options)
+        url = resolve(uri)
+        kind = kind_of(url.get_backend_name())
+        self.tables = schema.Tables(self.options["table_prefix"], kind)
+        hints = {"mysql": f"FORCE INDEX ({self.tables.free})", "sqlite": f"INDEXED BY {self.tables.free}"}
+        names = {
+            "queues": self.tables.queues.name,
+            "messages": self.tables.messages.name,
+            "claims": self.tables.claims.name,
+            "free": self.tables.free,
+            "free_hint": hints.get(kind, ""),
+            "prefix": self.tables.prefix,
+        }
+        self.database = Database(uri, self.conflict_timeout, names, **engine_options)
         try:
             self.call(
                 f"setup ({self.database.backend})",
                 lambda: schema.create(self.database, self.tables),
                 idempotent=True,
             )
-            self.database.connected()
         except BaseException:
             self.database.close()
             raise
+        self._memory = is_memory(url)
         self._queue_controller = SQLQueues(self)
         self._message_controller = SQLMessages(self)
         self._claim_controller = SQLClaims(self)
@@ -89,7 +99,7 @@ class SQLDriver(DriverBase):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        if self.database.in_memory:
+        if self._memory:
             return self.CAPABILITIES - {Capability.DURABLE, Capability.MULTIPROCESS}
         return self.CAPABILITIES
 
@@ -112,60 +122,50 @@ class SQLDriver(DriverBase):
         self.database.close()
 
     def _gc(self, now: float) -> int:
-        t = self.tables
-        q = t.queues.c
-        due = self.database.run(
-            lambda connection: list(connection.execute(sa.select(q.id).where(q.next_due <= now)).scalars()),
-            write=False,
-        )
-        for queue_id in due:
+        database = self.database
+        for (queue_id,) in database.read("due_queues", now=now).rows:
 
-            def promote(connection: Connection, queue_id: int = queue_id) -> None:
-                queues.promote(connection, t, q.id == queue_id, now)
+            def promote_queue(session: Session, queue_id: int = queue_id) -> None:
+                found = session.run("queue_lock_by_id", queue_id=queue_id).first()
+                if found is not None:
+                    promote(session, QueueRow.of(found), now)
 
-            self.database.run(promote)
-        return self._collect(self._expired_messages, now) + self._collect(self._expired_claims, now)
+            database.transaction(promote_queue)
+        return self._lapsed_claims(now) + self._expired_messages(now)
 
-    def _collect(self, step: Callable[[Connection, float], tuple[int, int]], now: float) -> int:
-        """Run ``step`` (one short transaction each) until it finds less than a chunk; the rows removed."""
+    def _lapsed_claims(self, now: float) -> int:
+        """Remove claims whose lease ended, and free their messages; one short transaction per chunk."""
         removed = 0
         while True:
-            deleted, found = self.database.run(lambda connection: step(connection, now))
+            ids = [claim_id for (claim_id,) in self.database.read("lapsed_claim_ids", now=now, limit=_GC_CHUNK).rows]
+            if ids:
+
+                def clear(session: Session, ids: list[str] = ids) -> int:
+                    session.run("lapsed_messages_clear", claim_ids=ids, now=now)
+                    return session.run("claims_remove", claim_ids=ids, now=now).rowcount
+
+                removed += self.database.transaction(clear)
+            if len(ids) < _GC_CHUNK:
+                return removed
+
+    def _expired_messages(self, now: float) -> int:
+        """Remove expired messages, one short transaction per chunk (rows other transactions lock are left for
+        the next pass where the backend can skip them)."""
+        removed = 0
+        while True:
+
+            def chunk(session: Session) -> tuple[int, int]:
+                found = session.run("expired_messages", now=now, limit=_GC_CHUNK).rows
+                by_queue: dict[int, list[int]] = defaultdict(list)
+                for queue_id, number in found:
+                    by_queue[int(queue_id)].append(int(number))
+                deleted = sum(
+                    session.run("expired_remove", queue_id=queue_id, numbers=numbers, now=now).rowcount
+                    for queue_id, numbers in by_queue.items()
+                )
+                return deleted, len(found)
+
+            deleted, found = self.database.transaction(chunk)
             removed += deleted
             if found < _GC_CHUNK:
                 return removed
-
-    def _expired_messages(self, connection: Connection, now: float) -> tuple[int, int]:
-        m = self.tables.messages.c
-        found = connection.execute(
-            sa.select(m.queue_id, m.number)
-            .where(m.expires <= now)
-            .order_by(m.expires)
-            .limit(_GC_CHUNK)
-            .with_for_update(skip_locked=self.database.skip_locked)
-        ).all()
-        by_queue: dict[int, list[int]] = defaultdict(list)
-        for queue_id, number in found:
-            by_queue[queue_id].append(number)
-        deleted = 0
-        for queue_id, numbers in by_queue.items():
-            deleted += connection.execute(
-                sa.delete(self.tables.messages).where(m.queue_id == queue_id, m.number.in_(numbers), m.expires <= now)
-            ).rowcount
-        return deleted, len(found)
-
-    def _expired_claims(self, connection: Connection, now: float) -> tuple[int, int]:
-        c = self.tables.claims.c
-        found = list(
-            connection.execute(
-                sa.select(c.id)
-                .where(c.expires <= now)
-                .order_by(c.expires)
-                .limit(_GC_CHUNK)
-                .with_for_update(skip_locked=self.database.skip_locked)
-            ).scalars()
-        )
-        if not found:
-            return 0, 0
-        deleted = connection.execute(sa.delete(self.tables.claims).where(c.id.in_(found), c.expires <= now)).rowcount
-        return deleted, len(found)

@@ -1,7 +1,10 @@
 """Claims of the SQL driver: exclusive, leased holds on the oldest eligible messages.
 
-A claim locks the messages it takes (skipping rows other claimers hold right now, where the backend can) and
-marks them in the same transaction, so a message is never handed to two live claims. A claimed message lives at
+A claim locks the messages it takes and marks them in the same transaction, so a message is never handed to
+two live claims. On PostgreSQL claims run side by side, each passing over rows the others hold right now (SKIP
+LOCKED); on MariaDB/MySQL and SQLite they take turns on the queue row (see ``sql/mysql.sql`` for why). Either
+way they scan only the index of messages no claim holds, so their cost does not grow with a claimed head, and
+messages whose claim has ended are made eligible again inside the claim (or by gc). A claimed message lives at
 least until the claim's end plus grace; renewing a claim never shortens a message's life.
 """
 
@@ -9,115 +12,106 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from marconi.storage.base import ClaimBase
 from marconi.storage.hooks import ClaimRead, ClaimRequest, Project, Renewal, Rows, StoredClaim
 
-from . import queues
-from .messages import oldest_eligible
-from .queues import QueueRow, message_columns, on_queue, row_of
+from .messages import Promote, by_position, take, take_side_by_side
+from .queues import named, rows_of
 
 if TYPE_CHECKING:
     from . import SQLDriver
-    from .schema import Tables
-
-
-def at_least(column: sa.ColumnElement[float], floor: float) -> sa.ColumnElement[float]:
-    """``max(column, floor)``, portable."""
-    return sa.case((column < floor, floor), else_=column)
+    from .engine import Session
 
 
 class SQLClaims(ClaimBase):
     driver: SQLDriver
 
-    @property
-    def _tables(self) -> Tables:
-        return self.driver.tables
-
     def _create(self, request: ClaimRequest) -> Rows | None:
-        t = self._tables
-        m = t.messages.c
-        skip_locked = self.driver.database.skip_locked
+        database = self.driver.database
         now = request.now
+        if database.kind == "postgresql":
+            parameters = {
+                "claim_id": request.claim_id,
+                "ttl": request.ttl,
+                "expires": request.expires,
+                "floor": request.message_floor,
+                "limit": request.limit,
+                "now": now,
+                **named(request.queue, request.project),
+            }
+            taken = take_side_by_side(database, "claim_take", parameters, "claim_record")
+            if not isinstance(taken, Promote):
+                return taken
 
-        def work(connection: Connection, row: QueueRow) -> Rows:
-            chosen = connection.execute(oldest_eligible(t, row.id, now, request.limit, skip_locked)).all()
-            if not chosen:
-                return Rows(row.id)
-            numbers = [int(r.number) for r in chosen]
-            connection.execute(
-                sa.insert(t.claims).values(
-                    id=request.claim_id, queue_id=row.id, ttl=request.ttl, created=now, expires=request.expires
-                )
-            )
-            connection.execute(
-                sa.update(t.messages)
-                .where(m.queue_id == row.id, m.number.in_(numbers))
-                .values(
+        def claim_under_lock(session: Session) -> Rows | None:
+            found = take(session, request.queue, request.project, now, request.limit)
+            if found is None:
+                return None
+            queue, chosen = found
+            if chosen:
+                session.run(
+                    "messages_take",
+                    queue_id=queue.id,
+                    numbers=[row.number for row in chosen],
                     claim_id=request.claim_id,
-                    claim_expires=request.expires,
-                    expires=at_least(m.expires, request.message_floor),
+                    expires=request.expires,
+                    floor=request.message_floor,
                 )
-            )
-            return Rows(row.id, [row_of(r) for r in chosen])
+                session.run(
+                    "claim_insert",
+                    claim_id=request.claim_id,
+                    queue_id=queue.id,
+                    ttl=request.ttl,
+                    now=now,
+                    expires=request.expires,
+                )
+            return Rows(queue.id, chosen)
 
-        return on_queue(self.driver.database, t, request.queue, request.project, now, work, write=True, hands_out=True)
+        return database.transaction(claim_under_lock)
 
     def _get(self, queue: str, project: Project, claim_id: str, now: float) -> ClaimRead | None:
-        t = self._tables
-        c, m = t.claims.c, t.messages.c
-
-        def work(connection: Connection, row: QueueRow) -> ClaimRead:
-            claim = connection.execute(
-                sa.select(c.ttl, c.created, c.expires).where(c.id == claim_id, c.queue_id == row.id, c.expires > now)
-            ).first()
-            if claim is None:
-                return ClaimRead(row.id, None)
-            held = connection.execute(
-                sa.select(*message_columns(t))
-                .where(m.claim_id == claim_id, m.queue_id == row.id, m.claim_expires > now, m.expires > now)
-                .order_by(m.position)
-            ).all()
-            stored = StoredClaim(int(claim.ttl), claim.created, claim.expires)
-            return ClaimRead(row.id, stored, [row_of(r) for r in held])
-
-        return on_queue(self.driver.database, t, queue, project, now, work, write=False)
+        found = self.driver.database.read("claim_read", claim_id=claim_id, now=now, **named(queue, project)).rows
+        if not found:
+            return None
+        queue_id, _, ttl, created, expires = found[0][:5]
+        if ttl is None:
+            return ClaimRead(int(queue_id), None)
+        return ClaimRead(int(queue_id), StoredClaim(int(ttl), created, expires), by_position(rows_of(found, 5)))
 
     def _update(self, request: Renewal) -> bool | None:
-        t = self._tables
-        c, m = t.claims.c, t.messages.c
-        now, claim_id = request.now, request.claim_id
+        database = self.driver.database
+        parameters = {
+            "claim_id": request.claim_id,
+            "ttl": request.ttl,
+            "expires": request.expires,
+            "floor": request.message_floor,
+            "now": request.now,
+            **named(request.queue, request.project),
+        }
+        if database.kind == "postgresql":
+            queue_id, renewed = database.read("claim_update", **parameters).rows[0]
+            return None if queue_id is None else bool(renewed)
 
-        def work(connection: Connection, row: QueueRow) -> bool:
-            renewed = connection.execute(
-                sa.update(t.claims)
-                .where(c.id == claim_id, c.queue_id == row.id, c.expires > now)
-                .values(ttl=request.ttl, expires=request.expires)
-            ).rowcount
-            if not renewed:
-                return False
-            connection.execute(
-                sa.update(t.messages)
-                .where(m.claim_id == claim_id, m.queue_id == row.id, m.claim_expires > now, m.expires > now)
-                .values(claim_expires=request.expires, expires=at_least(m.expires, request.message_floor))
-            )
+        def renew(session: Session) -> bool | None:
+            if not session.run("claim_renew", **parameters).rowcount:
+                return (
+                    None
+                    if session.run("queue_state", **named(request.queue, request.project)).first() is None
+                    else False
+                )
+            session.run("claim_extend", **parameters)
             return True
 
-        return on_queue(self.driver.database, t, request.queue, request.project, now, work, write=True)
+        return database.transaction(renew)
 
     def _delete(self, queue: str, project: Project, claim_id: str, now: float) -> None:
-        t = self._tables
-        c, m = t.claims.c, t.messages.c
+        database = self.driver.database
+        if database.kind == "postgresql":
+            database.read("claim_delete", claim_id=claim_id, **named(queue, project))
+            return
 
-        def work(connection: Connection) -> None:
-            released = connection.execute(
-                sa.delete(t.claims).where(c.id == claim_id, c.queue_id.in_(queues.queue_ids(t, queue, project)))
-            ).rowcount
-            if released:
-                connection.execute(
-                    sa.update(t.messages).where(m.claim_id == claim_id).values(claim_id=None, claim_expires=None)
-                )
+        def release(session: Session) -> None:
+            if session.run("claim_remove", claim_id=claim_id, **named(queue, project)).rowcount:
+                session.run("claim_release", claim_id=claim_id)
 
-        self.driver.database.run(work)
+        database.transaction(release)

@@ -1,31 +1,37 @@
-"""The database behind a SQL driver: one engine per URI, one transaction per :meth:`Database.run`.
+"""The database behind a SQL driver: SQLAlchemy's dialect and pool, and sessions that run prepared statements.
 
-Guarantees: every transaction runs at READ COMMITTED on PostgreSQL and MariaDB/MySQL, and as a SQLite
-``BEGIN IMMEDIATE`` (writes) or ``BEGIN`` (reads); a lock is never waited on longer than what is left of the
-call's ``conflict_timeout`` (the core retries deadlocks within it); a failure while committing, whose outcome
-is unknown, is ``BackendError`` at once and never retried. What the backend's errors mean is
-:meth:`Database.classify`'s business; the core's retry loop (``marconi.storage.failures``) acts on it.
+SQLAlchemy resolves the URL, loads the DBAPI, pools connections and creates the schema; the hot path runs the
+driver's prepared statements (``statements.py``) straight on a pooled DBAPI connection, so a call costs its
+round trips and little else. Connections stay in autocommit mode: a single statement is one round trip, and a
+write of several runs in an explicit transaction (READ COMMITTED on PostgreSQL and MariaDB/MySQL, ``BEGIN
+IMMEDIATE`` on SQLite), sent in one round trip where the DBAPI can pipeline (psycopg 3).
+
+Guarantees: a lock is never waited on longer than what is left of the call's ``conflict_timeout``; a failure
+while committing, whose outcome is unknown, is ``BackendError`` at once; a connection the server dropped is
+discarded, and the call is retried once on a fresh one (the core does it: ``Database.classify``) only when the
+loss came before anything was committed. Observers (``listen``) see every statement, for tests and benchmarks.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import event, exc
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import exc
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from marconi.storage import failures
 from marconi.storage.errors import BackendError, InvalidInput
 from marconi.storage.failures import Failure
 
+from .statements import Statement, Statements
 from .urls import is_memory, kind_of, missing_dbapi, resolve
 
 T = TypeVar("T")
@@ -37,14 +43,14 @@ _MYSQL_RETRY = frozenset({1213, 1020})  # deadlock; record changed since last re
 _MYSQL_TIMEOUT = frozenset({1205})  # innodb_lock_wait_timeout exceeded
 _SQLITE_BUSY = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (low byte of extended codes)
 
-_SET_PG_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, false)"
-_SET_PG_LOCAL_LOCK_TIMEOUT = sa.text("SELECT set_config('lock_timeout', :value, true)")
-_SET_MYSQL_LOCK_WAIT = "SET SESSION innodb_lock_wait_timeout = %s, lock_wait_timeout = %s"
-_SET_MYSQL_LOCK_WAIT_BOUND = sa.text("SET SESSION innodb_lock_wait_timeout = :value, lock_wait_timeout = :value")
+#: How each backend begins a transaction, and how a session bounds its lock waits (seconds or milliseconds).
+BEGIN = {"postgresql": "BEGIN", "mysql": "START TRANSACTION", "sqlite": "BEGIN IMMEDIATE"}
+_PG_SESSION = "SET lock_timeout = '{ms}ms'; SET default_transaction_isolation = 'read committed'"
+_MYSQL_SESSION = (
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    "SET SESSION innodb_lock_wait_timeout = {s}, lock_wait_timeout = {s}",
+)
 _SQLITE_WAL = "PRAGMA journal_mode=WAL"
-_SQLITE_BEGIN_WRITE = "BEGIN IMMEDIATE"
-_SQLITE_BEGIN_READ = "BEGIN"
-_WRITE_OPTION = "marconi_write"
 
 # SQLAlchemy's pool logs the failed reset of a connection a server has killed with a full traceback, through
 # Python's last-resort handler when the application configured no logging. The driver recovers on its own;
@@ -56,88 +62,141 @@ class Contention(Exception):
     """The database was not ours in time (SQLite in memory: another thread held its one connection)."""
 
 
-class Database:
-    """One backend: its engine and its dialect's abilities, :meth:`run` for every transaction, and what its
-    errors mean."""
+class Lost(Exception):
+    """The server dropped the connection before anything of the call was committed."""
 
-    def __init__(self, uri: str, conflict_timeout: float, **engine_options: Any) -> None:
+
+class Observer(Protocol):
+    def __call__(self, phase: str, sql: str, connection: Any) -> None:
+        """``phase``: "before" or "after" a statement sent on its own; "queued" for one sent in a pipeline, then
+        "flush" (``sql`` empty) when the pipeline goes out, one round trip for all it holds."""
+
+
+class Counter:
+    """An observer counting what calls send: statements (transaction control apart) and round trips."""
+
+    CONTROL = ("BEGIN", "START TRANSACTION", "COMMIT", "ROLLBACK", "SET ")
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.round_trips = 0
+
+    def __call__(self, phase: str, sql: str, connection: Any) -> None:
+        if phase in ("before", "flush"):
+            self.round_trips += 1
+        if phase in ("before", "queued") and not sql.lstrip().upper().startswith(self.CONTROL):
+            self.statements.append(" ".join(sql.split()))
+
+
+@dataclass
+class Result:
+    """What one statement returned: its rows (empty when it returns none) and its row count."""
+
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+
+    def first(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+
+class Database:
+    """One backend: the engine, the prepared statements, sessions on pooled connections, and error meanings."""
+
+    def __init__(self, uri: str, conflict_timeout: float, names: Mapping[str, str], **engine_options: Any) -> None:
         self.conflict_timeout = conflict_timeout
         self.url = resolve(uri)
         self.backend = self.url.get_backend_name()
-        self.in_memory = is_memory(self.url)
-        #: Held for each whole transaction on an in-memory SQLite database, whose one connection all threads share.
-        self._serial: threading.Lock | None = threading.Lock() if self.in_memory else None
         self.kind = kind_of(self.backend)
+        self.in_memory = is_memory(self.url)
+        #: Held for each whole session on an in-memory SQLite database, whose one connection all threads share.
+        self._serial: threading.Lock | None = threading.Lock() if self.in_memory else None
         self.engine = self._create_engine(engine_options)
-        self.update_returning = bool(self.engine.dialect.update_returning)
-        self.skip_locked = self.kind == "postgresql"  # MySQL-family decided once connected (server version)
         dbapi: Any = self.engine.dialect.loaded_dbapi
         self.dbapi_error: type[Exception] = dbapi.Error
+        self.pipelines = self.kind == "postgresql" and self.engine.dialect.driver == "psycopg"
+        self.statements = Statements(self.kind, names, pyformat=self.kind != "sqlite")
+        self.observers: list[Observer] = []
+        self._pausing = 0  # observers that may block between statements: pipelines then send one at a time
 
     def _create_engine(self, options: dict[str, Any]) -> Engine:
-        timeout = self.conflict_timeout
         connect_args: dict[str, Any] = {}
         if self.kind == "sqlite":
-            connect_args["timeout"] = timeout  # the busy timeout: how long BEGIN IMMEDIATE waits for the writer
-        else:
-            options = {"isolation_level": "READ COMMITTED", **options}
+            connect_args["timeout"] = self.conflict_timeout  # how long BEGIN IMMEDIATE waits for the writer
+        if self.kind == "mysql":
+            connect_args["charset"] = "utf8mb4"
+            options.setdefault("pool_recycle", 3600)
         if self.in_memory:
             connect_args["check_same_thread"] = False
-            options = {**options, "poolclass": StaticPool}
+            options["poolclass"] = StaticPool
         else:
-            options.setdefault("pool_timeout", timeout)  # waiting for a pooled connection is contention too
-        if self.kind == "mysql":
-            options.setdefault("pool_recycle", 3600)
-            connect_args["charset"] = "utf8mb4"
+            options.setdefault("pool_timeout", self.conflict_timeout)  # waiting for a connection is contention too
         try:
-            engine = sa.create_engine(self.url, connect_args=connect_args, **options)
+            engine = sa.create_engine(
+                self.url,
+                connect_args=connect_args,
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,  # sessions end every transaction themselves
+                **options,
+            )
         except (ImportError, exc.NoSuchModuleError) as error:
             raise missing_dbapi(self.backend, str(error)) from None
         except (exc.ArgumentError, TypeError) as error:
             raise InvalidInput("uri", f"cannot make an engine for it: {error}") from None
-        event.listen(engine, "connect", self._on_connect)
-        if self.backend == "sqlite":
-            event.listen(engine, "begin", self._sqlite_begin)
+        sa.event.listen(engine, "connect", self._on_connect)
         return engine
 
     def _on_connect(self, dbapi_connection: Any, record: Any) -> None:
-        """Session settings of every new connection: lock waits bounded by ``conflict_timeout``."""
-        kind = self.kind
-        if kind == "sqlite":
-            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
-            if not self.in_memory:
-                cursor = dbapi_connection.cursor()
-                cursor.execute(_SQLITE_WAL)
-                cursor.fetchall()
-                cursor.close()
-            return
+        """Session settings of every new connection: READ COMMITTED, lock waits bounded by ``conflict_timeout``."""
         cursor = dbapi_connection.cursor()
-        if kind == "postgresql":
-            cursor.execute(_SET_PG_LOCK_TIMEOUT, (f"{max(1, math.ceil(self.conflict_timeout * 1000))}ms",))
-        else:
-            seconds = max(1, math.ceil(self.conflict_timeout))
-            cursor.execute(_SET_MYSQL_LOCK_WAIT, (seconds, seconds))
-        cursor.close()
-        dbapi_connection.commit()
-
-    @staticmethod
-    def _sqlite_begin(connection: Connection) -> None:
-        """pysqlite's recipe: its own BEGIN disabled, ours is IMMEDIATE for writes so writers queue up front."""
-        write = connection.get_execution_options().get(_WRITE_OPTION, True)
-        raw = connection.connection.driver_connection
-        assert raw is not None
-        statement = _SQLITE_BEGIN_WRITE if write else _SQLITE_BEGIN_READ
         try:
-            raw.execute(statement)
-        except sqlite3.Error as error:  # SQLAlchemy does not wrap what an event hook raises: do it here
-            raise exc.OperationalError(statement, None, error) from error
+            if self.kind == "sqlite":
+                if not self.in_memory:
+                    cursor.execute(_SQLITE_WAL)
+                    cursor.fetchall()
+            elif self.kind == "postgresql":
+                cursor.execute(_PG_SESSION.format(ms=max(1, math.ceil(self.conflict_timeout * 1000))))
+            else:
+                for setting in _MYSQL_SESSION:
+                    cursor.execute(setting.format(s=max(1, math.ceil(self.conflict_timeout))))
+        finally:
+            cursor.close()
 
-    def connected(self) -> None:
-        """Learn what needs a live server (SKIP LOCKED on MariaDB 10.6+ / MySQL 8.0.1+)."""
-        if self.kind == "mysql":
-            dialect: Any = self.engine.dialect
-            version = tuple(dialect.server_version_info or ())
-            self.skip_locked = version >= ((10, 6) if dialect.is_mariadb else (8, 0, 1))
+    def listen(self, observer: Observer, *, pauses: bool = False) -> None:
+        """Call ``observer`` around every statement sessions send (tests and benchmarks count them). One that
+        ``pauses`` (blocks a call between two statements) makes pipelines send their statements one at a time."""
+        self.observers.append(observer)
+        self._pausing += pauses
+
+    def unlisten(self, observer: Observer, *, pauses: bool = False) -> None:
+        self.observers.remove(observer)
+        self._pausing -= pauses
+
+    @property
+    def pipelining(self) -> bool:
+        return self.pipelines and not self._pausing
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A pooled connection for one call; one the server dropped is discarded, and the call raises Lost."""
+        with self._turn():
+            pooled = self.engine.raw_connection()
+            session = Session(self, pooled)
+            try:
+                yield session
+            except self.dbapi_error as error:
+                if self.disconnected(error, pooled.dbapi_connection):
+                    pooled.invalidate(error)
+                    if session.committing:
+                        raise BackendError(
+                            f"{self.backend} connection lost while committing; it may or may not have committed: "
+                            f"{failures.describe(error)}"
+                        ) from error
+                    raise Lost(failures.describe(error)) from error
+                raise
+            finally:
+                if session.discard:
+                    pooled.invalidate()
+                pooled.close()
 
     @contextmanager
     def _turn(self) -> Iterator[None]:
@@ -153,19 +212,51 @@ class Database:
         finally:
             self._serial.release()
 
+    def read(self, statement: str, /, **params: Any) -> Result:
+        """One statement on its own (autocommit): a read, or a write that is atomic by itself."""
+        with self.session() as session:
+            session.bound_lock_wait()
+            return session.run(statement, **params)
+
+    def transaction(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in one transaction and commit it; what ``work`` raises rolls it back and propagates."""
+        with self.session() as session:
+            session.begin()
+            try:
+                result = work(session)
+            except BaseException:
+                session.rollback()
+                raise
+            session.commit()
+            return result
+
+    def pipeline(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Result]:
+        """Statements that depend on nothing the client learns in between, in one transaction, sent together."""
+        with self.session() as session:
+            return session.pipeline(items)
+
+    def disconnected(self, error: Exception, dbapi_connection: Any) -> bool:
+        """Whether ``error`` says the server dropped the connection (SQLAlchemy's dialect knows each DBAPI's)."""
+        dialect: Any = self.engine.dialect
+        return bool(dialect.is_disconnect(error, dbapi_connection, None))
+
+    def is_unique_violation(self, error: BaseException) -> bool:
+        return isinstance(error, self.engine.dialect.loaded_dbapi.IntegrityError)
+
     def classify(self, error: BaseException) -> Failure | None:
-        """What an error raised by :meth:`run` means (``marconi.storage.failures``)."""
+        """What an error raised by a session means (``marconi.storage.failures``)."""
         if isinstance(error, (Contention, exc.TimeoutError)):  # no turn, or no pooled connection, in time
             return Failure.CONFLICT
-        if isinstance(error, exc.DBAPIError):
-            if error.connection_invalidated:  # lost before the commit (run says so otherwise): rolled back
-                return Failure.RECONNECT
-            return self._by_code(error.orig)
-        if isinstance(error, (exc.SQLAlchemyError, self.dbapi_error)):
+        if isinstance(error, Lost):
+            return Failure.RECONNECT
+        orig = error.orig if isinstance(error, exc.DBAPIError) else error
+        if isinstance(orig, self.dbapi_error):
+            return self._by_code(orig)
+        if isinstance(error, exc.SQLAlchemyError):
             return Failure.FATAL
         return None
 
-    def _by_code(self, orig: BaseException | None) -> Failure:
+    def _by_code(self, orig: BaseException) -> Failure:
         if self.kind == "postgresql":
             code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
             if code in _PG_RETRY:
@@ -185,46 +276,137 @@ class Database:
                 return Failure.CONFLICT  # the busy timeout has already waited
         return Failure.FATAL
 
-    def _limit_lock_wait(self, connection: Connection) -> bool:
-        """On a retry, wait for locks no longer than what is left; True if the session must be discarded."""
-        attempts = failures.current()
-        if attempts is None or attempts.number == 1:
-            return False
-        remaining = attempts.remaining()
-        if self.kind == "postgresql":
-            connection.execute(_SET_PG_LOCAL_LOCK_TIMEOUT, {"value": f"{max(1, math.ceil(remaining * 1000))}ms"})
-        elif self.kind == "mysql":
-            connection.execute(_SET_MYSQL_LOCK_WAIT_BOUND, {"value": max(1, math.ceil(remaining))})
-            return True
-        return False
-
-    def run(self, work: Callable[[Connection], T], *, write: bool = True) -> T:
-        """Run ``work`` in one transaction and commit it.
-
-        What ``work`` raises rolls the transaction back and propagates; so do the backend's errors, for the core
-        to classify and retry. A failure during the commit itself is ``BackendError``: it may have committed.
-        """
-        committing = False
-        try:
-            with self._turn(), self.engine.connect() as connection:
-                connection.execution_options(**{_WRITE_OPTION: write})
-                discard = False
-                try:
-                    with connection.begin():
-                        discard = self._limit_lock_wait(connection)
-                        result = work(connection)
-                        committing = True
-                finally:
-                    if discard:
-                        connection.invalidate()
-        except (exc.SQLAlchemyError, self.dbapi_error) as error:
-            if committing:
-                raise BackendError(
-                    f"{self.backend} failed while committing; it may or may not have committed: "
-                    f"{failures.describe(error)}"
-                ) from error
-            raise
-        return result
-
     def close(self) -> None:
         self.engine.dispose()
+
+
+class Session:
+    """One call's pooled connection: runs named statements, begins and ends transactions."""
+
+    def __init__(self, database: Database, pooled: Any) -> None:
+        self.database = database
+        self.connection = pooled.dbapi_connection
+        self.committing = False
+        self.discard = False  # a session setting was changed for this call only: do not pool the connection
+
+    def _notify(self, phase: str, sql: str) -> None:
+        for observer in self.database.observers:
+            observer(phase, sql, self.connection)
+
+    def _execute(
+        self, statement: Statement, params: Mapping[str, Any], many: Sequence[Mapping[str, Any]] = ()
+    ) -> Result:
+        cursor = self.connection.cursor()
+        try:
+            if many:
+                rendered = [statement.render(row) for row in many]
+                sql = rendered[0][0]
+                self._notify("before", sql)
+                cursor.executemany(sql, [row for _, row in rendered])
+            else:
+                sql, bound = statement.render(params)
+                self._notify("before", sql)
+                cursor.execute(sql, bound)
+            rows = cursor.fetchall() if cursor.description is not None else []
+            result = Result(rows, cursor.rowcount)
+        finally:
+            cursor.close()
+        self._notify("after", sql)
+        return result
+
+    def run(self, statement: str, /, **params: Any) -> Result:
+        return self._execute(self.database.statements[statement], params)
+
+    def many(self, statement: str, rows: Sequence[Mapping[str, Any]]) -> Result:
+        """One statement for each of ``rows`` (PyMySQL folds an INSERT's into one; psycopg pipelines them)."""
+        return self._execute(self.database.statements[statement], {}, rows)
+
+    def _control(self, sql: str) -> None:
+        self._notify("before", sql)
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
+        self._notify("after", sql)
+
+    def bound_lock_wait(self) -> None:
+        """On a retry, let this call's statements wait for locks no longer than the time left to it."""
+        attempts = failures.current()
+        if attempts is None or attempts.number == 1 or self.database.kind == "sqlite":
+            return
+        remaining = attempts.remaining()
+        if self.database.kind == "postgresql":
+            self._control(f"SET lock_timeout = '{max(1, math.ceil(remaining * 1000))}ms'")
+        else:
+            seconds = max(1, math.ceil(remaining))
+            self._control(f"SET SESSION innodb_lock_wait_timeout = {seconds}, lock_wait_timeout = {seconds}")
+        self.discard = True
+
+    def begin(self) -> None:
+        self._control(BEGIN[self.database.kind])
+        self.bound_lock_wait()
+
+    def commit(self) -> None:
+        self.committing = True  # from here on, a failure leaves the outcome unknown
+        try:
+            self._control("COMMIT")
+        except self.database.dbapi_error as error:
+            if self.database.disconnected(error, self.connection):
+                raise  # the session reports a connection lost while committing as an unknown outcome
+            raise BackendError(
+                f"{self.database.backend} failed while committing; it may or may not have committed: "
+                f"{failures.describe(error)}"
+            ) from error
+        self.committing = False
+
+    def rollback(self) -> None:
+        try:
+            self._control("ROLLBACK")
+        except self.database.dbapi_error:
+            self.discard = True  # a connection that cannot roll back is not pooled again
+
+    def pipeline(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Result]:
+        """``items`` in one transaction, in one round trip where the DBAPI pipelines (psycopg 3) and nobody
+        watches statement by statement; one after another otherwise."""
+        if not self.database.pipelining:
+            self.begin()
+            try:
+                results = [self._execute(self.database.statements[name], params) for name, params in items]
+            except BaseException:
+                self.rollback()
+                raise
+            self.commit()
+            return results
+        statements = self.database.statements
+        cursors = []
+        try:
+            with self.connection.pipeline():
+                self._pipelined(BEGIN["postgresql"], {})
+                attempts = failures.current()
+                if attempts is not None and attempts.number > 1:
+                    remaining = max(1, math.ceil(attempts.remaining() * 1000))
+                    self._pipelined(f"SET LOCAL lock_timeout = '{remaining}ms'", {})
+                for name, params in items:
+                    cursors.append(self._pipelined(*statements[name].render(params)))
+                self.committing = True  # the COMMIT goes out with the rest: a lost connection leaves it unknown
+                self._pipelined("COMMIT", {})
+                self._notify("flush", "")
+            self.committing = False
+            return [Result(cursor.fetchall() if cursor.description else [], cursor.rowcount) for cursor in cursors]
+        except self.database.dbapi_error as error:
+            if self.database.disconnected(error, self.connection):
+                raise
+            self.committing = False  # the server answered: a statement failed, and nothing was committed
+            if self.connection.info.transaction_status != 0:  # not idle: the failed transaction is still open
+                self.rollback()
+            raise
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+    def _pipelined(self, sql: str, params: Mapping[str, Any]) -> Any:
+        self._notify("queued", sql)
+        cursor = self.connection.cursor()
+        cursor.execute(sql, params or None)
+        return cursor

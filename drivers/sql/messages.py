@@ -1,16 +1,15 @@
-"""Messages of the SQL driver: atomic posts whose markers follow commit order, listing, deletes, pop.
+"""Messages of the SQL driver: atomic posts whose markers follow commit order, pages, deletes, pop.
 
 A post takes its queue row's lock while it moves the queue's counters and inserts the whole batch in the same
 transaction, so producers on one queue commit in marker order and an observer paging with markers never skips
-a message that commits later behind it.
+a message that commits later behind it. A page reads the queue's counter in the same statement as its
+messages. Deletes are single statements that check the queue and the claim in their WHERE clause.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from marconi.storage.base import MessageBase
 from marconi.storage.hooks import (
@@ -24,255 +23,237 @@ from marconi.storage.hooks import (
     Posted,
     PostRequest,
     Project,
+    Row,
     Rows,
 )
 
-from . import queues
-from .queues import QueueRow, message_columns, named, on_queue, row_of
+from .queues import QueueRow, due, named, promote, promoted, row_of, rows_of
 
 if TYPE_CHECKING:
     from . import SQLDriver
-    from .schema import Tables
-
-_INSERT_CHUNK = 1000  # rows per INSERT: keeps every statement under the backends' bound-parameter limits
+    from .engine import Database, Session
 
 
-def unclaimed(tables: Tables, now: float) -> sa.ColumnElement[bool]:
-    m = tables.messages.c
-    return sa.or_(m.claim_expires.is_(None), m.claim_expires <= now)
+def by_position(rows: list[Row]) -> list[Row]:
+    """Rows a statement returned in no particular order (RETURNING), in position order."""
+    return sorted(rows, key=lambda row: row.position or 0)
 
 
-def eligible(tables: Tables, queue_id: int, now: float) -> sa.ColumnElement[bool]:
-    """Free to be claimed or popped: visible, unexpired, not held by a live claim."""
-    m = tables.messages.c
-    return sa.and_(m.queue_id == queue_id, m.position > 0, m.expires > now, unclaimed(tables, now))
+class Promote:
+    """A take found a delayed message due: it took nothing, and must run again on the promoting path."""
 
 
-def oldest_eligible(tables: Tables, queue_id: int, now: float, limit: int, skip_locked: bool) -> sa.Select[Any]:
-    """The oldest ``limit`` eligible messages, locked until commit; rows other transactions hold are skipped.
+PROMOTE = Promote()
 
-    On MySQL-family the scan is pinned to the position index: a plan that sorts would lock every eligible row it
-    read until commit, and concurrent claimers would skip messages nobody takes, handing out younger ones first.
-    """
-    m = tables.messages.c
-    hint = f"FORCE INDEX ({tables.prefix}messages_position)"
-    return (
-        sa.select(*message_columns(tables))
-        .with_hint(tables.messages, hint, "mysql")
-        .with_hint(tables.messages, hint, "mariadb")
-        .where(eligible(tables, queue_id, now))
-        .order_by(m.position)
-        .limit(limit)
-        .with_for_update(skip_locked=skip_locked)
-    )
+
+def take_side_by_side(
+    database: Database, statement: str, parameters: dict[str, Any], *then: str
+) -> Rows | Promote | None:
+    """PostgreSQL's claims and pops in one pipelined transaction: clear lapsed claims, run ``statement`` (which
+    takes the oldest eligible messages past those other transactions hold), then the ``then`` statements, and read
+    the queue's state. None if there is no such queue."""
+    steps = ["lapsed_claims_clear_named", statement, *then, "queue_state"]
+    results = database.pipeline([(step, parameters) for step in steps])
+    taken, state = results[1], results[-1].first()
+    if state is None:
+        return None
+    if not taken.rows and due(state[1], parameters["now"]):
+        return PROMOTE
+    return Rows(int(state[0]), by_position([row_of(record) for record in taken.rows]))
+
+
+def take(session: Session, name: str, project: Project, now: float, limit: int) -> tuple[QueueRow, list[Row]] | None:
+    """Under the queue row's lock: promote due messages, clear lapsed claims, and lock the oldest eligible
+    messages (up to ``limit``, by position). None if there is no such queue. Claims and pops start here."""
+    turn = session.run("queue_turn", now=now, **named(name, project)).first()
+    if turn is None:
+        return None
+    queue = promote(session, QueueRow.of(turn), now)
+    if turn[4]:
+        session.run("lapsed_claims_clear", queue_id=queue.id, now=now)
+    chosen = session.run("eligible_lock", queue_id=queue.id, now=now, limit=limit).rows
+    return queue, [row_of(record) for record in chosen]
 
 
 class SQLMessages(MessageBase):
     driver: SQLDriver
 
-    @property
-    def _tables(self) -> Tables:
-        return self.driver.tables
-
     # -- post ----------------------------------------------------------------------------------------------------
 
     def _post(self, request: PostRequest) -> Posted | None:
-        def work(connection: Connection) -> Posted | None:
-            taken = self._take_counters(connection, request)
-            if taken is None:
-                return None
-            start, queue_row = taken
-            return self._insert(connection, queue_row, start, request)
+        database = self.driver.database
+        count = len(request.messages)
+        if database.kind == "postgresql":
+            posted = database.pipeline([("post", self._batch(request))])[0].first()
+            if posted is not None:
+                queue_id, last_number = posted
+                return Posted(int(queue_id), list(range(last_number - count + 1, last_number + 1)))
+            # The queue is missing, or a delayed message is due: the general path below tells which.
+        elif database.kind == "sqlite":
 
-        return self.driver.database.run(work)
+            def advance_then_insert(session: Session) -> Posted | None:
+                after = session.run("post_advance", **self._counts(request)).first()
+                if after is None:  # missing, or a promotion due
+                    return self._post_locked(session, request)
+                queue = QueueRow(int(after[0]), int(after[1]), int(after[2]), None)
+                return self._insert(session, queue, request)
 
-    def _take_counters(self, connection: Connection, request: PostRequest) -> tuple[int, QueueRow] | None:
-        """Lock the queue row and reserve the batch's numbers and positions, promoting due messages first.
+            return database.transaction(advance_then_insert)
+        return database.transaction(lambda session: self._post_locked(session, request))
 
-        Returns the last position before the batch's and the queue row as it is after the batch; None if there
-        is no such queue.
-        """
-        queue, project, now = request.queue, request.project, request.now
-        count, visible, first_due = len(request.messages), request.visible, request.first_due
-        t = self._tables
-        q = t.queues.c
-        if self.driver.database.update_returning:
-            values: dict[str, Any] = {"last_position": q.last_position + visible, "last_number": q.last_number + count}
-            if first_due is not None:
-                values["next_due"] = sa.case(
-                    (sa.or_(q.next_due.is_(None), q.next_due > first_due), first_due), else_=q.next_due
-                )
-            row = connection.execute(
-                sa.update(t.queues)
-                .where(named(t, queue, project))
-                .values(values)
-                .returning(q.id, q.last_position, q.last_number, q.next_due)
-            ).first()
-            if row is None:
-                return None
-            after = QueueRow(int(row.id), int(row.last_position), int(row.last_number), row.next_due)
-            start = after.last_position - visible
-            if not after.due(now):  # next_due <= now after the update only if it was before
-                return start, after
-            # Due delayed messages take the positions before the batch's.
-            promoted, next_due = queues.due_messages(connection, t, after.id, start, now)
-            pending = [due for due in (next_due, first_due) if due is not None]
-            next_due = min(pending) if pending else None
-            after = QueueRow(after.id, after.last_position + promoted, after.last_number, next_due)
-            connection.execute(
-                sa.update(t.queues)
-                .where(q.id == after.id)
-                .values(last_position=after.last_position, next_due=after.next_due)
-            )
-            return start + promoted, after
-        before = queues.lock(connection, t, named(t, queue, project))
-        if before is None:
+    @staticmethod
+    def _counts(request: PostRequest) -> dict[str, Any]:
+        return {
+            "visible": request.visible,
+            "count": len(request.messages),
+            "first_due": request.first_due,
+            "now": request.now,
+            **named(request.queue, request.project),
+        }
+
+    def _batch(self, request: PostRequest) -> dict[str, Any]:
+        """The parameters of PostgreSQL's one-statement post: the batch as arrays, in input order."""
+        ranks: list[int | None] = []
+        visible = 0
+        for message in request.messages:
+            visible += not message.delayed
+            ranks.append(None if message.delayed else visible)
+        return {
+            **self._counts(request),
+            "client": request.client,
+            "ordinals": list(range(1, len(request.messages) + 1)),
+            "ranks": ranks,
+            "bodies": [message.body for message in request.messages],
+            "expirations": [message.expires for message in request.messages],
+            "visible_ats": [message.visible_at for message in request.messages],
+        }
+
+    def _post_locked(self, session: Session, request: PostRequest) -> Posted | None:
+        """Lock the queue row, promote what is due, advance the counters, insert the batch."""
+        queue = promoted(session, request.queue, request.project, request.now)
+        if queue is None:
             return None
-        start, next_due = before.last_position, before.next_due
-        if before.due(now):
-            promoted, next_due = queues.due_messages(connection, t, before.id, start, now)
-            start += promoted
-        if first_due is not None and (next_due is None or next_due > first_due):
-            next_due = first_due
-        after = QueueRow(before.id, start + visible, before.last_number + count, next_due)
-        connection.execute(
-            sa.update(t.queues)
-            .where(q.id == before.id)
-            .values(last_position=after.last_position, last_number=after.last_number, next_due=after.next_due)
+        pending = [when for when in (queue.next_due, request.first_due) if when is not None]
+        after = QueueRow(
+            queue.id,
+            queue.last_position + request.visible,
+            queue.last_number + len(request.messages),
+            min(pending) if pending else None,
         )
-        return start, after
+        session.run(
+            "queue_advance",
+            queue_id=after.id,
+            last_position=after.last_position,
+            last_number=after.last_number,
+            next_due=after.next_due,
+        )
+        return self._insert(session, after, request)
 
-    def _insert(self, connection: Connection, queue: QueueRow, start: int, request: PostRequest) -> Posted:
-        number = queue.last_number - len(request.messages)
-        position = start
-        rows: list[dict[str, Any]] = []
-        for new in request.messages:
-            number += 1
-            if not new.delayed:
+    @staticmethod
+    def _insert(session: Session, queue: QueueRow, request: PostRequest) -> Posted:
+        """Insert the batch numbered and placed just before the counters of ``queue`` (as advanced)."""
+        first = queue.last_number - len(request.messages) + 1
+        numbers = list(range(first, queue.last_number + 1))
+        position = queue.last_position - request.visible
+        rows = []
+        for number, message in zip(numbers, request.messages, strict=True):
+            if not message.delayed:
                 position += 1
             rows.append(
                 {
                     "queue_id": queue.id,
                     "number": number,
-                    "position": None if new.delayed else position,
+                    "position": None if message.delayed else position,
                     "client": request.client,
-                    "body": new.body,
+                    "body": message.body,
                     "created": request.now,
-                    "expires": new.expires,
-                    "visible_at": new.visible_at,
-                    "claim_id": None,
-                    "claim_expires": None,
+                    "expires": message.expires,
+                    "visible_at": message.visible_at,
                 }
             )
-        for first in range(0, len(rows), _INSERT_CHUNK):
-            connection.execute(sa.insert(self._tables.messages).values(rows[first : first + _INSERT_CHUNK]))
-        return Posted(queue.id, [row["number"] for row in rows])
+        session.many("message_insert", rows)
+        return Posted(queue.id, numbers)
 
     # -- reads ---------------------------------------------------------------------------------------------------
 
     def _bulk_get(self, queue: str, project: Project, refs: list[MessageRef], now: float) -> Rows | None:
-        t = self._tables
-        m = t.messages.c
-
-        def work(connection: Connection, row: QueueRow) -> Rows:
-            numbers = [number for incarnation, number in refs if incarnation == row.id]
-            if not numbers:
-                return Rows(row.id)
-            query = sa.select(*message_columns(t)).where(m.queue_id == row.id, m.number.in_(numbers), m.expires > now)
-            return Rows(row.id, [row_of(r) for r in connection.execute(query)])
-
-        return on_queue(self.driver.database, t, queue, project, now, work, write=False)
+        numbers = sorted({number for _, number in refs})
+        found = self.driver.database.read("messages_by_number", numbers=numbers, now=now, **named(queue, project))
+        if not found.rows:
+            return None
+        return Rows(int(found.rows[0][0]), rows_of(found.rows, 2))
 
     def _list(self, request: ListRequest) -> Listed | None:
-        t = self._tables
-        m = t.messages.c
-        now = request.now
+        database = self.driver.database
+        statement = "page" if request.include_claimed else "page_unclaimed"
+        params = {
+            "after": request.after,
+            "now": request.now,
+            "hide": request.hide_client or "",
+            "limit": request.limit,
+            **named(request.queue, request.project),
+        }
+        found = database.read(statement, **params).rows
+        if found and due(found[0][2], request.now):
 
-        def work(connection: Connection, row: QueueRow) -> Listed:
-            query = sa.select(*message_columns(t)).where(
-                m.queue_id == row.id, m.position > request.after, m.expires > now
-            )
-            if not request.include_claimed:
-                query = query.where(unclaimed(t, now))
-            if request.hide_client is not None:
-                query = query.where(m.client != request.hide_client)
-            page = connection.execute(query.order_by(m.position).limit(request.limit)).all()
-            # The counter was read before the page (READ COMMITTED): every position up to it had committed.
-            return Listed(row.id, [row_of(r) for r in page], row.last_position)
+            def promote_then_read(session: Session) -> list[tuple[Any, ...]]:
+                promoted(session, request.queue, request.project, request.now)
+                return session.run(statement, **params).rows
 
-        return on_queue(self.driver.database, t, request.queue, request.project, now, work, write=False)
+            found = database.transaction(promote_then_read)
+        if not found:
+            return None
+        # The counter came from the same statement as the page: every position up to it was visible to it.
+        return Listed(int(found[0][0]), by_position(rows_of(found, 3)), int(found[0][1]))
 
     # -- deletes -------------------------------------------------------------------------------------------------
 
     def _delete(self, request: MessageDelete) -> Holder | None:
-        t = self._tables
-        m = t.messages.c
+        database = self.driver.database
         incarnation, number = request.ref
-        claim, now = request.claim_id, request.now
-        target = sa.and_(
-            m.queue_id == incarnation,
-            m.number == number,
-            m.queue_id.in_(queues.queue_ids(t, request.queue, request.project)),
-            m.expires > now,
-        )
-        held = sa.and_(m.claim_id == claim, m.claim_expires > now) if claim is not None else unclaimed(t, now)
-        delete = sa.delete(t.messages).where(target, held)
-        inspect = sa.select(m.claim_id, m.claim_expires).where(target)
-
-        def work(connection: Connection) -> Holder | None:
-            if connection.execute(delete).rowcount:
-                return None
-            row = connection.execute(inspect).first()
-            return None if row is None else Holder(row.claim_id, row.claim_expires)
-
-        return self.driver.database.run(work)
+        target = {"incarnation": incarnation, "number": number, "now": request.now}
+        target.update(named(request.queue, request.project))
+        if request.claim_id is None:
+            deleted = database.read("message_delete_unclaimed", **target).rowcount
+        else:
+            deleted = database.read("message_delete_held", claim_id=request.claim_id, **target).rowcount
+        if deleted:
+            return None
+        holder = database.read("message_holder", **target).first()
+        return None if holder is None else Holder(holder[0], holder[1])
 
     def _bulk_delete(self, request: BulkDelete) -> BulkDeleted | None:
-        t = self._tables
-        m, c = t.messages.c, t.claims.c
-        now, claim = request.now, request.claim_id
-
-        def work(connection: Connection) -> BulkDeleted | None:
-            row = queues.find(connection, t, request.queue, request.project)
-            if row is None:
-                return None
-            numbers = [number for incarnation, number in request.refs if incarnation == row.id]
-            held = unclaimed(t, now) if claim is None else sa.and_(m.claim_id == claim, m.claim_expires > now)
-            # Lock in primary-key order, so concurrent bulk deletes cannot deadlock one another.
-            locked = (
-                list(
-                    connection.execute(
-                        sa.select(m.number)
-                        .where(m.queue_id == row.id, m.number.in_(numbers), m.expires > now, held)
-                        .order_by(m.number)
-                        .with_for_update()
-                    ).scalars()
-                )
-                if numbers
-                else []
-            )
-            if locked:
-                connection.execute(sa.delete(t.messages).where(m.queue_id == row.id, m.number.in_(locked)))
-                return BulkDeleted(len(locked))
-            if claim is None:
-                return BulkDeleted(0)
-            live = connection.execute(
-                sa.select(c.id).where(c.id == claim, c.queue_id == row.id, c.expires > now)
-            ).first()
-            return BulkDeleted(0, claim_live=live is not None)
-
-        return self.driver.database.run(work)
+        database = self.driver.database
+        by_incarnation: dict[int, list[int]] = defaultdict(list)
+        for incarnation, number in request.refs:
+            by_incarnation[incarnation].append(number)
+        common = {"now": request.now, **named(request.queue, request.project)}
+        if request.claim_id is not None:
+            common["claim_id"] = request.claim_id
+        statement = "messages_delete_unclaimed" if request.claim_id is None else "messages_delete_held"
+        deleted = sum(
+            database.read(statement, incarnation=incarnation, numbers=sorted(numbers), **common).rowcount
+            for incarnation, numbers in by_incarnation.items()
+        )
+        if request.claim_id is None or deleted:
+            return BulkDeleted(deleted)
+        alive = database.read("claim_alive", **common).first()
+        return None if alive is None else BulkDeleted(0, claim_live=alive[1] is not None)
 
     def _pop(self, queue: str, project: Project, limit: int, now: float) -> Rows | None:
-        t = self._tables
-        m = t.messages.c
-        skip_locked = self.driver.database.skip_locked
+        database = self.driver.database
+        if database.kind == "postgresql":
+            popped = take_side_by_side(database, "pop_take", {"now": now, "limit": limit, **named(queue, project)})
+            if not isinstance(popped, Promote):
+                return popped
 
-        def work(connection: Connection, row: QueueRow) -> Rows:
-            chosen = connection.execute(oldest_eligible(t, row.id, now, limit, skip_locked)).all()
+        def pop_under_lock(session: Session) -> Rows | None:
+            taken = take(session, queue, project, now, limit)
+            if taken is None:
+                return None
+            queue_row, chosen = taken
             if chosen:
-                numbers = [int(r.number) for r in chosen]
-                connection.execute(sa.delete(t.messages).where(m.queue_id == row.id, m.number.in_(numbers)))
-            return Rows(row.id, [row_of(r) for r in chosen])
+                session.run("messages_remove", queue_id=queue_row.id, numbers=[row.number for row in chosen])
+            return Rows(queue_row.id, chosen)
 
-        return on_queue(self.driver.database, t, queue, project, now, work, write=True, hands_out=True)
+        return database.transaction(pop_under_lock)

@@ -56,11 +56,23 @@ def table_prefix(value: object, field: str = "table_prefix") -> str:
     return value
 
 
-class Tables:
-    """The driver's tables, named ``<prefix>queues``, ``<prefix>messages``, ``<prefix>claims``."""
+def free_index(prefix: str, kind: str) -> sa.Index:
+    """Messages no claim holds, by queue and position, so claims and unclaimed pages never walk claimed rows:
+    a partial index where the backend has them, else one whose middle column is NULL for exactly those."""
+    name = f"{prefix}messages_free"
+    if kind == "mysql":
+        return sa.Index(name, "queue_id", "claim_expires", "position")
+    unclaimed = sa.text("claim_expires IS NULL")
+    return sa.Index(name, "queue_id", "position", postgresql_where=unclaimed, sqlite_where=unclaimed)
 
-    def __init__(self, prefix: str = "marconi_") -> None:
+
+class Tables:
+    """The driver's tables, named ``<prefix>queues``, ``<prefix>messages``, ``<prefix>claims``, for a backend
+    ``kind`` (its index of free messages differs)."""
+
+    def __init__(self, prefix: str = "marconi_", kind: str = "postgresql") -> None:
         self.prefix = table_prefix(prefix)
+        self.kind = kind
         self.metadata = sa.MetaData()
         options: dict[str, Any] = {
             "mysql_engine": "InnoDB",
@@ -103,8 +115,10 @@ class Tables:
             sa.Index(f"{prefix}messages_claim", "claim_id"),
             sa.Index(f"{prefix}messages_queue_expires", "queue_id", "expires"),
             sa.Index(f"{prefix}messages_queue_claim_expires", "queue_id", "claim_expires"),
+            free_index(prefix, kind),
             **options,
         )
+        self.free = f"{prefix}messages_free"
         self.claims = sa.Table(
             f"{prefix}claims",
             self.metadata,
@@ -141,11 +155,14 @@ def create(database: Database, tables: Tables, attempts: int = 5) -> None:
     Creating takes the tables' locks (PostgreSQL's CREATE INDEX IF NOT EXISTS does so even when the index exists),
     which would deadlock with posts in flight, hence the look first. A concurrent creator's race is retried.
     """
-    if not database.run(lambda connection: missing(connection, tables), write=False):
-        return
+    with database.engine.connect() as connection:
+        if not missing(connection, tables):
+            return
     for attempt in range(1, attempts + 1):
         try:
-            database.run(lambda connection: [connection.execute(ddl) for ddl in missing(connection, tables)])
+            with database.engine.connect() as connection:  # autocommit: each statement on its own
+                for ddl in missing(connection, tables):
+                    connection.execute(ddl)
             return
         except (exc.SQLAlchemyError, BackendError):
             # Two creators raced past IF NOT EXISTS (PostgreSQL catalog rows) or a lock: look again.

@@ -116,8 +116,8 @@ class ClaimInfo(TypedDict):
 class Page(Iterator[Any], Generic[T]):
     """One page of a listing.
 
-    Iterates like the seed's generator (first an iterator of the items, then the marker of the next page), and
-    also offers the two as the typed attributes ``items`` and ``marker``.
+    Iterates like Marconi's original generator (first an iterator of the items, then the marker of the next
+    page), and also offers the two as the typed attributes ``items`` and ``marker``.
     """
 
     def __init__(self, items: list[T], marker: str | None) -> None:
@@ -177,6 +177,9 @@ class DriverBase(abc.ABC):
     OPTIONS: ClassVar[Mapping[str, Option]] = {}
     #: What the backend client's exceptions mean (see ``marconi.storage.failures``).
     ERRORS: ClassVar[ErrorPolicy] = ErrorPolicy()
+    #: The option (one of ``OPTIONS``) that keeps a set of the driver's data apart from others' on one shared
+    #: store, e.g. a table prefix; tools that share a store with other users (tests, verifiers) set it.
+    PREFIX_OPTION: ClassVar[str | None] = None
 
     def __init__(self, uri: str, **options: Any) -> None:
         self.uri = validation.uri(uri)
@@ -225,7 +228,7 @@ class DriverBase(abc.ABC):
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.uri!r})"
+        return f"{type(self).__name__}({validation.redacted(self.uri)!r})"
 
     def classify(self, error: BaseException) -> Failure | None:
         """What a backend exception means; by ``ERRORS`` unless a driver knows better (error codes)."""
@@ -330,7 +333,7 @@ class QueueBase(ControllerBase, abc.ABC):
         return {"messages": messages}
 
     def actions(self, name: str, project: Project = None, marker: str | None = None, limit: int = DEFAULT_LIMIT) -> Any:
-        """Reserved by the seed and never specified."""
+        """Reserved by Marconi's original interface and never specified."""
         raise NotImplementedError("queue actions are reserved by the storage contract and not specified")
 
     @abc.abstractmethod

@@ -151,7 +151,10 @@ def _check_json(value: object, field: str) -> None:
 def to_json(value: object, field: str) -> str:
     """Serialise a JSON value to compact ASCII text, or raise naming ``field``."""
     _check_json(value, field)
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    try:
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # an integer with more digits than Python converts to text (sys.get_int_max_str_digits)
+        raise InvalidInput(field, "holds an integer too long to write as JSON text") from None
 
 
 def queue_metadata(value: object, field: str = "metadata") -> str:
@@ -288,8 +291,16 @@ def clock(value: object, field: str = "clock") -> Clock:
     """Anything with a ``now()`` method returning seconds since the epoch; None means the system clock."""
     if value is None:
         return SystemClock()
-    if not callable(getattr(value, "now", None)):
-        raise InvalidInput(field, f"must have a now() method (e.g. marconi.storage.ManualClock), got {describe(value)}")
+    if isinstance(value, type) or not callable(getattr(value, "now", None)):
+        raise InvalidInput(
+            field, f"must have a now() method (e.g. marconi.storage.ManualClock()), got {describe(value)}"
+        )
+    try:
+        now = value.now()  # type: ignore[attr-defined]
+    except Exception as error:
+        raise InvalidInput(field, f"now() raised {type(error).__name__}: {describe(str(error))}") from None
+    if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+        raise InvalidInput(field, f"now() must return seconds since the epoch as a number, got {describe(now)}")
     assert isinstance(value, Clock)
     return value
 
@@ -350,3 +361,11 @@ def uri(value: object, field: str = "uri") -> str:
     if not value.isprintable():
         raise InvalidInput(field, "contains a control character (a NUL byte, a newline, ...)")
     return value
+
+
+_CREDENTIALS = re.compile(r"(?P<scheme>^[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@")
+
+
+def redacted(uri: str) -> str:
+    """``uri`` safe to log or show: a password in it becomes ``***``."""
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", uri)

@@ -16,19 +16,6 @@ from typing import Any
 from marconi.storage.hooks import ClaimRequest, Listed, ListRequest, Posted, PostRequest, Rows, StoredClaim
 from marconi_drivers.memory import MemoryClaims, MemoryDriver, MemoryMessages, _Message
 
-
-class _Mutant(MemoryDriver):
-    """A memory driver whose message or claim controller is replaced by a subclass's."""
-
-    messages: type[MemoryMessages] = MemoryMessages
-    claims: type[MemoryClaims] = MemoryClaims
-
-    def __init__(self, uri: str = "memory://", **options: Any) -> None:
-        super().__init__(uri, **options)
-        self._message_controller = self.messages(self)
-        self._claim_controller = self.claims(self)
-
-
 # --- ordering -----------------------------------------------------------------------------------------------
 
 
@@ -38,10 +25,10 @@ class _ReversingMessages(MemoryMessages):
         return None if posted is None else Posted(posted.incarnation, list(reversed(posted.numbers)))
 
 
-class ReversedBatches(_Mutant):
+class ReversedBatches(MemoryDriver):
     """Stores each batch in reverse order."""
 
-    messages = _ReversingMessages
+    Messages = _ReversingMessages
 
 
 class _SkippingMessages(MemoryMessages):
@@ -55,10 +42,10 @@ class _SkippingMessages(MemoryMessages):
         return replace(listed, rows=rows)
 
 
-class SkippingList(_Mutant):
+class SkippingList(MemoryDriver):
     """Reports the last message of each full page one position too far, so the next page skips a message."""
 
-    messages = _SkippingMessages
+    Messages = _SkippingMessages
 
 
 class _PageRepeatingMessages(MemoryMessages):
@@ -69,10 +56,10 @@ class _PageRepeatingMessages(MemoryMessages):
         return replace(listed, rows=[*listed.rows[:-1], listed.rows[0]])
 
 
-class RepeatingPage(_Mutant):
+class RepeatingPage(MemoryDriver):
     """Ends each page of two or more messages with its first message again (in place of its last)."""
 
-    messages = _PageRepeatingMessages
+    Messages = _PageRepeatingMessages
 
 
 class _DroppingMessages(MemoryMessages):
@@ -85,10 +72,10 @@ class _DroppingMessages(MemoryMessages):
         return posted
 
 
-class DroppingPost(_Mutant):
+class DroppingPost(MemoryDriver):
     """Acknowledges every batch of two or more but loses its last message."""
 
-    messages = _DroppingMessages
+    Messages = _DroppingMessages
 
 
 class _TwoStepMessages(MemoryMessages):
@@ -112,10 +99,10 @@ class _TwoStepMessages(MemoryMessages):
             return Posted(queue.incarnation, [number for _, number, _ in reserved])
 
 
-class TwoStepPost(_Mutant):
+class TwoStepPost(MemoryDriver):
     """The classic trap: a post reserves its markers, lets go, then inserts (a sequence committing out of order)."""
 
-    messages = _TwoStepMessages
+    Messages = _TwoStepMessages
 
 
 # --- claims -------------------------------------------------------------------------------------------------
@@ -127,10 +114,10 @@ class _GracelessClaims(MemoryClaims):
         return taken
 
 
-class ClaimsWithoutGrace(_Mutant):
+class ClaimsWithoutGrace(MemoryDriver):
     """Claims never extend their messages' lives."""
 
-    claims = _GracelessClaims
+    Claims = _GracelessClaims
 
 
 class _RacyClaims(MemoryClaims):
@@ -157,14 +144,14 @@ class _RacyClaims(MemoryClaims):
             return taken
 
 
-class RacyClaims(_Mutant):
+class RacyClaims(MemoryDriver):
     """Claims check, then act: they pick the eligible messages, let go of the lock, then mark them claimed.
 
     The first two claims to find something are made to interleave (both pick before either marks), so the race
     happens every time rather than now and then.
     """
 
-    claims = _RacyClaims
+    Claims = _RacyClaims
 
     def __init__(self, uri: str = "memory://", **options: Any) -> None:
         super().__init__(uri, **options)
@@ -181,8 +168,8 @@ class _StuckMessages(MemoryMessages):
         return listed
 
 
-class Stuck(_Mutant):
+class Stuck(MemoryDriver):
     """Listing blocks until ``release`` is set."""
 
-    messages = _StuckMessages
+    Messages = _StuckMessages
     release = threading.Event()

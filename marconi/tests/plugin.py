@@ -46,6 +46,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="URI",
         help="a storage driver URI to run the conformance suite against (repeatable)",
     )
+    group.addoption(
+        "--marconi-drivers-only",
+        action="store_true",
+        help="run only the tests that take a driver URI (deselect the driver-independent ones)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -84,7 +89,8 @@ def _driver_name(uri: str, cache: dict[str, str | None]) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Fail on a ``requires`` naming no capability; deselect a driver's own tests on other drivers' URIs."""
+    """Fail on a ``requires`` naming no capability; deselect a driver's own tests on other drivers' URIs (and,
+    with ``--marconi-drivers-only``, every test that takes no URI)."""
     names: dict[str, str | None] = {}
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
@@ -99,7 +105,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         mine = item.get_closest_marker("driver")
         callspec = getattr(item, "callspec", None)
         uri = callspec.params.get("marconi_uri") if callspec is not None else None
-        if mine is not None and uri is not None and _driver_name(uri, names) not in mine.args:
+        if uri is None and config.getoption("marconi_drivers_only"):
+            drop.append(item)
+        elif mine is not None and uri is not None and _driver_name(uri, names) not in mine.args:
             drop.append(item)
         else:
             keep.append(item)
@@ -164,12 +172,6 @@ class Harness:
         batch = [{"ttl": ttl, "body": body, **extra} for body in bodies]
         return self.messages.post(queue, batch, client or self.client, project=self.project)
 
-    def drain(
-        self, queue: str, marker: str | None = None, limit: int = 10, **options: Any
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """Page from ``marker`` until a page comes back empty; every message seen, and the last marker."""
-        return drain(self.messages, queue, self.project, marker, limit, **options)
-
     def fresh_driver(self, **options: Any) -> DriverBase:
         """Another driver on the same URI (wall clock unless ``clock=`` is given); the caller closes it."""
         return load(self.uri, **options)
@@ -189,9 +191,10 @@ MAX_PAGES = 500  # an observer that pages this often without reaching the end fo
 def drain(
     messages: MessageBase, queue: str, project: str | None, marker: str | None = None, limit: int = 10, **options: Any
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Page from ``marker`` until a page comes back empty: every message seen, and the last marker.
+    """Page ``queue`` from ``marker`` until a page comes back empty: every message seen, and the last marker.
 
-    A driver whose markers never reach the end fails the test instead of hanging it.
+    A driver whose markers never reach the end fails the test instead of hanging it. (For a driver's own tests
+    too: ``from marconi.tests.plugin import drain``.)
     """
     seen: list[dict[str, Any]] = []
     for _ in range(MAX_PAGES):

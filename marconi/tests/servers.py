@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -172,9 +173,144 @@ def _redis(directory: Path) -> Iterator[str]:
         server.stop()
 
 
+def mongo_ping(port: int) -> bool:
+    """True when a MongoDB wire-protocol server on 127.0.0.1:``port`` answers ``ping`` (its port opens earlier)."""
+    import pymongo  # only the MongoDB kinds need it
+
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(uri, serverSelectionTimeoutMS=500)
+    with client:
+        return bool(client.admin.command("ping").get("ok"))
+
+
+def secantusdb_server(directory: Path, port: int | None = None, *extra: str) -> Server:
+    """A SecantusDB server (MongoDB wire protocol, single-node replica set) keeping its data in ``directory/data``
+    (``extra``: more options, e.g. ``--sync-on-commit``)."""
+    port = port or free_port()
+    beside = Path(sys.executable).parent / "secantusd-py"
+    program = str(beside) if beside.exists() else (shutil.which("secantusd-py") or "secantusd-py")
+    command = [program, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(directory / "data"), *extra]
+    return Server(f"secantusd:{port}", command, directory, lambda: mongo_ping(port), port)
+
+
+def secantusdb_uri(port: int | None, database: str = "marconi") -> str:
+    """A test URI: no retryable-write bookkeeping (it slows the server down as it grows), a short server selection
+    timeout (a dead server fails a call in seconds, not 30)."""
+    return f"mongodb://127.0.0.1:{port}/{database}?retryWrites=false&serverSelectionTimeoutMS=5000"
+
+
+@contextlib.contextmanager
+def _secantusdb(directory: Path) -> Iterator[str]:
+    server = secantusdb_server(directory).start()
+    try:
+        yield secantusdb_uri(server.port)
+    finally:
+        server.stop()
+
+
+def redis_command(port: int, *args: str) -> str:
+    """One command to the Redis server on 127.0.0.1:``port``; its reply as text (a bulk reply's content)."""
+    request = f"*{len(args)}\r\n" + "".join(f"${len(arg.encode())}\r\n{arg}\r\n" for arg in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(request.encode())
+        reply = b""
+        while b"\r\n" not in reply:
+            reply += connection.recv(65536) or b"\r\n"
+        head, _, rest = reply.partition(b"\r\n")
+        if not head.startswith(b"$") or head == b"$-1":
+            return head.decode(errors="replace")
+        size = int(head[1:])
+        while len(rest) < size:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return rest[:size].decode(errors="replace")
+
+
+class RedisCluster:
+    """A Redis Cluster on 127.0.0.1: ``masters`` primaries with ``replicas`` replicas each, every node in a
+    fresh directory of its own under ``directory``; ``start`` returns once every node reports cluster_state:ok."""
+
+    def __init__(self, directory: Path, masters: int = 3, replicas: int = 0, *extra: str) -> None:
+        self.directory = directory
+        cluster = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+        self.nodes = [
+            redis_server(directory / f"node{index}", None, *cluster, "--cluster-port", str(free_port()), *extra)
+            for index in range(masters * (1 + replicas))
+        ]
+        self.masters, self.replicas = masters, replicas
+
+    @property
+    def uri(self) -> str:
+        """A plain redis:// URI of one node: the driver finds the rest."""
+        return f"redis://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> RedisCluster:
+        try:
+            for node in self.nodes:
+                node.start(timeout)
+            addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+            log = self.directory / "create.log"
+            with log.open("w") as output:
+                created = subprocess.run(
+                    [
+                        "redis-cli",
+                        "--cluster",
+                        "create",
+                        *addresses,
+                        "--cluster-replicas",
+                        str(self.replicas),
+                        "--cluster-yes",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                    check=False,
+                )
+            if created.returncode != 0:
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+                raise ServerError(f"redis-cli --cluster create failed ({created.returncode}):\n{tail}")
+            for node in self.nodes:
+                wait_until(partial(self.reports_ok, node), timeout, f"cluster_state:ok on {node.name}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @classmethod
+    def reports_ok(cls, node: Server) -> bool:
+        return cls.state(node) == "ok"
+
+    @staticmethod
+    def state(node: Server) -> str:
+        """What the node's CLUSTER INFO says of the cluster (``ok``, ``fail``)."""
+        assert node.port is not None
+        for line in redis_command(node.port, "CLUSTER", "INFO").splitlines():
+            if line.startswith("cluster_state:"):
+                return line.split(":", 1)[1].strip()
+        return "unknown"
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@contextlib.contextmanager
+def _redis_cluster(directory: Path) -> Iterator[str]:
+    cluster = RedisCluster(directory, masters=3).start()
+    try:
+        yield cluster.uri
+    finally:
+        cluster.stop()
+
+
 #: What ``--with`` can start: a name, and a context manager that runs the server in a directory and yields its URI.
 KINDS: dict[str, Callable[[Path], contextlib.AbstractContextManager[str]]] = {
     "redis": _redis,
+    "secantusdb": _secantusdb,
+    "redis-cluster": _redis_cluster,
 }
 
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from marconi import storage
-from marconi.storage import loading
+from marconi.storage import loading, validation
 
 # What `pip install marconi` registers; a driver missing from here would be invisible to users.
 SHIPPED = {
@@ -25,12 +25,35 @@ SHIPPED = {
         ("postgresql+psycopg://u@h:5432/d", "postgresql"),
         ("mysql+pymysql://root@h/d", "mysql"),
         ("MariaDB://h/d", "mariadb"),
-        ("mongodb+srv://cluster/db", "mongodb"),
         ("redis://localhost:6379/0", "redis"),
     ],
 )
 def test_scheme_is_the_part_before_any_dialect_suffix(uri, scheme):
-    assert loading.scheme_of(uri) == scheme
+    assert loading.scheme_of(uri, registered=frozenset()) == scheme
+
+
+def test_a_registered_plus_scheme_is_looked_up_whole():
+    assert loading.scheme_of("mongodb+srv://cluster/db", registered=frozenset({"mongodb+srv"})) == "mongodb+srv"
+
+
+@pytest.mark.parametrize(
+    ("uri", "registered", "scheme"),
+    [
+        ("mongodb+srv://cluster/db", {"mongodb", "mongodb+srv"}, "mongodb+srv"),
+        ("MongoDB+SRV://cluster/db", {"mongodb", "mongodb+srv"}, "mongodb+srv"),
+        ("mongodb+srv://cluster/db", {"mongodb"}, "mongodb"),
+        ("postgresql+psycopg://u@h/d", {"postgresql", "mongodb+srv"}, "postgresql"),
+    ],
+)
+def test_a_plus_scheme_registered_whole_is_its_own_driver(uri, registered, scheme):
+    assert loading.scheme_of(uri, frozenset(registered)) == scheme
+
+
+@pytest.mark.parametrize("uri", ["memory://x", "memory://?foo=bar", "memory://:abc", "memory:///path"])
+def test_the_memory_driver_takes_nothing_after_its_scheme(uri):
+    with pytest.raises(storage.InvalidInput) as caught:
+        storage.load(uri)
+    assert caught.value.field == "uri"
 
 
 @pytest.mark.parametrize("uri", ["", "memory", "://x", "1abc://x", None, 42, "sqlite:/x.db"])
@@ -84,3 +107,23 @@ def test_installed_drivers_describe_each_driver_once():
     assert drivers["sqlalchemy"].schemes == ("mariadb", "mysql", "postgresql", "sqlite")
     assert all(driver.error is None for driver in drivers.values())
     assert "claims" in drivers["sqlalchemy"].capabilities
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("postgresql+psycopg://me:s3cr3t@db:5432/x", "postgresql+psycopg://me:***@db:5432/x"),
+        ("redis://:pw@host:6379/0", "redis://:***@host:6379/0"),
+        ("mongodb+srv://u:p%40ss@cluster/db", "mongodb+srv://u:***@cluster/db"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+        ("memory://", "memory://"),
+    ],
+)
+def test_a_password_in_a_uri_is_never_shown(uri, shown):
+    assert validation.redacted(uri) == shown
+
+
+def test_a_driver_shows_its_uri_without_the_password():
+    with storage.load("memory://") as driver:
+        driver.uri = "memory://user:secret@x"
+        assert "secret" not in repr(driver)

@@ -44,13 +44,8 @@ class ToyClaims(MemoryClaims):
 
 
 class ToyDriver(MemoryDriver):
-    name = "toy"
-    schemes = ("toy",)
-
-    def __init__(self, uri="toy://", **options):
-        super().__init__(uri, **options)
-        self._message_controller = ToyMessages(self)
-        self._claim_controller = ToyClaims(self)
+    name, schemes = "toy", ("toy",)
+    Messages, Claims = ToyMessages, ToyClaims
 '''
 
 

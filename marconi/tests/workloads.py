@@ -37,6 +37,11 @@ LONG_CLAIM_TTL = 3600
 MESSAGE_TTL = 3600
 #: A consumer that finds nothing waits this long before asking again (no timing is asserted on it).
 IDLE_PAUSE = 0.002
+#: Seconds a process that has sent its result gets to exit before it is terminated: only a bound against a hung
+#: process (a loaded machine can take seconds to tear an interpreter down), never a timing assertion.
+EXIT_PATIENCE = 30.0
+#: Seconds a process that never finished gets, once told to stop, before it is terminated.
+STUCK_PATIENCE = 3.0
 
 
 class Flag(Protocol):
@@ -364,7 +369,8 @@ def run_processes(
         raise WorkloadStuck(f"{error}; no result from {missing}") from None
     finally:
         stop.set()
-        patience = time.monotonic() + 3
+        finished = set(results) >= set(processes)  # all sent their results: they are exiting, give them time
+        patience = time.monotonic() + (EXIT_PATIENCE if finished else STUCK_PATIENCE)
         for process in processes.values():
             process.join(max(0.0, patience - time.monotonic()))
         for process in processes.values():

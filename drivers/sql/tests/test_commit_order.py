@@ -9,6 +9,7 @@ each once. A post kept waiting past ``conflict_timeout`` raises MessageConflict 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from marconi.storage import ManualClock, MessageConflict
 
@@ -35,7 +35,11 @@ STUCK_GUARD = 60.0  # seconds before a test gives up waiting for a state it expe
 
 
 class Pause:
-    """Stops one driver's post after its INSERT into the messages table, until released."""
+    """Stops one driver's call after its INSERT into ``table`` (the messages table unless changed), until released.
+
+    It watches the driver's statements (``Database.listen``) and blocks inside the call, between that statement
+    and the commit: the transaction is open, its locks held.
+    """
 
     def __init__(self, driver: SQLDriver) -> None:
         self.driver = driver
@@ -43,19 +47,19 @@ class Pause:
         self.release = threading.Event()
         self.table = driver.tables.messages.name
 
-    def __call__(self, connection: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT") and self.table in statement:
+    def __call__(self, phase: str, sql: str, connection: Any) -> None:
+        if phase == "after" and f"INSERT INTO {self.table} " in sql:
             self.inserted.set()
             assert self.release.wait(STUCK_GUARD), "the test never released the paused producer"
 
     @contextmanager
     def installed(self) -> Iterator[Pause]:
-        event.listen(self.driver.engine, "after_cursor_execute", self)
+        self.driver.database.listen(self, pauses=True)
         try:
             yield self
         finally:
             self.release.set()
-            event.remove(self.driver.engine, "after_cursor_execute", self)
+            self.driver.database.unlisten(self, pauses=True)
 
 
 class Background:
@@ -96,8 +100,8 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.01)
 
 
-def session_id(connection: Any) -> Any:
-    raw = connection.connection.driver_connection
+def session_id(raw: Any) -> Any:
+    """The backend's id of a DBAPI connection's session."""
     if hasattr(raw, "info") and hasattr(raw.info, "backend_pid"):
         return raw.info.backend_pid  # psycopg 3
     if hasattr(raw, "thread_id"):
@@ -107,35 +111,39 @@ def session_id(connection: Any) -> Any:
 
 @contextmanager
 def watched(driver: SQLDriver) -> Iterator[dict[str, Any]]:
-    """Notes the backend session of the driver's first statement (or, on SQLite, that it is about to begin)."""
+    """Notes the backend session of the driver's first statement, and whether it has begun a transaction."""
     seen: dict[str, Any] = {}
 
-    def on_checkout(*args: Any) -> None:  # SQLite: the next thing the driver does is BEGIN IMMEDIATE
-        seen.setdefault("begun", True)
+    def on_statement(phase: str, sql: str, connection: Any) -> None:
+        if phase in ("before", "queued"):
+            seen.setdefault("session", session_id(connection))
+            if sql.startswith("BEGIN"):  # SQLite: the next thing is to wait for the write lock
+                seen.setdefault("begun", True)
 
-    def on_statement(connection: Any, *args: Any) -> None:
-        seen.setdefault("session", session_id(connection))
-
-    event.listen(driver.engine, "checkout", on_checkout)
-    event.listen(driver.engine, "before_cursor_execute", on_statement)
+    driver.database.listen(on_statement)
     try:
         yield seen
     finally:
-        event.remove(driver.engine, "checkout", on_checkout)
-        event.remove(driver.engine, "before_cursor_execute", on_statement)
+        driver.database.unlisten(on_statement)
 
 
 def waiting_on_a_lock(probe: SQLDriver, session: Any) -> bool:
-    """Whether the backend reports ``session`` as waiting for a lock held by another transaction."""
+    """Whether the backend reports ``session`` as waiting for a lock held by another transaction, right now.
+
+    PostgreSQL: pg_stat_activity. MySQL-family: the live transaction list of SHOW ENGINE INNODB STATUS, not
+    information_schema.innodb_trx, which is a cache that a reader polling it faster than every 100 ms keeps
+    from ever being refreshed.
+    """
     with probe.engine.connect() as connection:
         if kind(probe) == "postgresql":
             query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND wait_event_type = 'Lock'")
-        else:
-            query = sa.text(
-                "SELECT count(*) FROM information_schema.innodb_trx "
-                "WHERE trx_mysql_thread_id = :pid AND trx_state = 'LOCK WAIT'"
-            )
-        return bool(connection.execute(query, {"pid": session}).scalar())
+            return bool(connection.execute(query, {"pid": session}).scalar())
+        status = str(connection.execute(sa.text("SHOW ENGINE INNODB STATUS")).one()[2])
+    for transaction in status.split("---TRANSACTION")[1:]:
+        thread = re.search(r"thread id (\d+),", transaction)
+        if thread is not None and int(thread.group(1)) == session:
+            return "LOCK WAIT" in transaction
+    return False
 
 
 def sqlite_write_lock_is_taken(driver: SQLDriver) -> bool:
@@ -299,30 +307,26 @@ def test_a_deadlock_is_retried_and_both_transactions_commit(driver: SQLDriver, p
         pytest.skip("SQLite writers never deadlock: BEGIN IMMEDIATE serialises them")
     for name in ("left", "right"):
         driver.queue_controller.upsert(name, {}, project=project)
-    queues = driver.tables.queues
     both_hold_one = threading.Barrier(2)
     attempts = {"left": 0, "right": 0}
 
-    def bump(name: str) -> Any:
-        return (
-            sa.update(queues)
-            .where(queues.c.project == project, queues.c.name == name)
-            .values(metadata=sa.literal('{"touched":true}'))
-        )
+    def bump(session: Any, name: str) -> None:
+        session.run("queue_update", metadata='{"touched":true}', project=project, name=name)
 
     def work(first: str, second: str) -> Callable[[Any], str]:
-        def run(connection: Any) -> str:
+        def run(session: Any) -> str:
             attempts[first] += 1
-            connection.execute(bump(first))
+            bump(session, first)
             if attempts[first] == 1:
                 both_hold_one.wait(STUCK_GUARD)  # only the first attempt: a rerun goes straight through
-            connection.execute(bump(second))
+            bump(session, second)
             return first
 
         return run
 
     def transaction(first: str, second: str) -> str:
-        return driver.call("test", lambda: driver.database.run(work(first, second)), idempotent=False)
+        result: str = driver.call("test", lambda: driver.database.transaction(work(first, second)), idempotent=False)
+        return result
 
     one = Background(lambda: transaction("left", "right"))
     other = Background(lambda: transaction("right", "left"))

@@ -5,9 +5,12 @@ Tests that need tables of their own create them under a fresh random prefix and 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -172,6 +175,42 @@ def test_a_uri_of_another_backend_is_refused() -> None:
     assert raised.value.field == "uri"
 
 
+@pytest.mark.parametrize(
+    ("uri", "names"),
+    [
+        ("postgresql+psycopg://u@localhost:abc/d", "port"),
+        ("postgresql+psycopg://u@localhost:/d", "port"),
+        ("postgresql+psycopg://u@localhost:99999/d", "port"),
+        ("mysql+pymysql://u@localhost:0/d", "port"),
+        ("postgresql+psycopg://u@localhost/d?timeout=abc", "timeout"),
+        ("postgresql+psycopg://u@localhost/d?foo=bar", "foo"),
+        ("postgresql+psycopg://u@localhost/d?sslmode=sometimes", "sslmode"),
+        ("postgresql+psycopg://u@localhost/d?connect_timeout=soon", "connect_timeout"),
+        ("mysql+pymysql://u@localhost/d?charset=bogus", "charset"),
+        ("mysql+pymysql://u@localhost/d?charset=latin1", "charset"),
+        ("mariadb+pymysql://u@localhost/d?local_infile=1", "local_infile"),
+        ("sqlite:///x.db?mode=ro", "mode"),
+        ("sqlite:///a\x00b.db", "control character"),
+        ("sqlite:///a\nb.db", "control character"),
+    ],
+)
+def test_a_bad_uri_names_its_bad_part_before_connecting(uri: str, names: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        SQL_DRIVER(uri)
+    assert raised.value.field == "uri"
+    assert names in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("table_prefix", 7), ("pool_size", 0), ("pool_size", "5"), ("max_overflow", -1), ("echo", "yes")],
+)
+def test_a_bad_driver_option_names_itself(option: str, value: object) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        SQL_DRIVER("sqlite://", **{option: value})
+    assert raised.value.field == option
+
+
 def test_an_unreachable_server_is_a_backend_error(sql_uri: str) -> None:
     if kind_of_uri(sql_uri) == "sqlite":
         uri = "sqlite:////nonexistent-directory/for/marconi.db"
@@ -205,3 +244,50 @@ def test_in_memory_sqlite_declares_neither_durable_nor_multiprocess(sql_uri: str
         else:
             assert driver.capabilities == SQL_DRIVER.CAPABILITIES
         assert kind(driver) in ("sqlite", "postgresql", "mysql")
+
+
+KILLED_CONNECTION_SCRIPT = """
+import sys, time
+import sqlalchemy as sa
+from sqlalchemy import event
+from marconi.storage import BackendError, load
+
+uri, project = sys.argv[1], sys.argv[2]
+with load(uri) as driver:
+    postgresql = driver.database.kind == "postgresql"
+    killer = sa.create_engine(driver.engine.url)
+    alive = "SELECT count(*) FROM pg_stat_activity WHERE pid = :s" if postgresql else (
+        "SELECT count(*) FROM information_schema.processlist WHERE id = :s")
+
+    def kill_before_reset(dbapi_connection, record, state):
+        # The pool is about to roll back a connection it got back: the server kills it first.
+        event.remove(driver.engine.pool, "reset", kill_before_reset)
+        session = dbapi_connection.info.backend_pid if postgresql else dbapi_connection.thread_id()
+        with killer.connect() as connection:
+            connection.execute(sa.text("SELECT pg_terminate_backend(:s)" if postgresql else f"KILL {int(session)}"),
+                               {"s": session})
+            while connection.execute(sa.text(alive), {"s": session}).scalar():
+                time.sleep(0.01)
+
+    driver.queue_controller.upsert("q", {}, project=project)
+    event.listen(driver.engine.pool, "reset", kill_before_reset)
+    driver.queue_controller.upsert("q", {"after": True}, project=project)
+    print("metadata:", driver.queue_controller.get("q", project=project))
+    driver.queue_controller.delete("q", project=project)
+    killer.dispose()
+"""
+
+
+def test_a_killed_connection_leaves_no_traceback_on_stderr(sql_uri: str, project: str, tmp_path: Path) -> None:
+    """The pool's failed reset of a connection the server killed is the driver's business: nothing reaches an
+    application's stderr as a traceback, and the driver recovers on a fresh connection."""
+    if kind_of_uri(sql_uri) == "sqlite":
+        pytest.skip("SQLite has no server that could kill a connection")
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_CONNECTION_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), sql_uri, project], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "metadata: {'after': True}" in result.stdout

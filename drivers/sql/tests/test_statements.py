@@ -1,8 +1,9 @@
-"""The number of SQL statements each hot call sends, per dialect: the design's budget, exactly.
+"""The statements and round trips each hot call sends, per backend: the design's budget, exactly.
 
-Counted with SQLAlchemy's ``before_cursor_execute`` event, so transaction control (BEGIN, COMMIT; SQLite's
-``BEGIN IMMEDIATE`` goes straight to the DBAPI connection) is not counted, as on the servers, whose drivers
-begin transactions implicitly.
+Counted by watching the driver's sessions (``Database.listen`` with ``engine.Counter``): statements are what the
+backend executes apart from transaction control (BEGIN, COMMIT, ROLLBACK, session settings); round trips are
+network exchanges, so a pipelined transaction (PostgreSQL, psycopg 3) counts as one however many it holds.
+SQLite runs in this process: its "round trips" are calls into the library, listed for completeness.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import event
+import sqlalchemy as sa
 
+from ..engine import Counter
 from .conftest import kind
 
 if TYPE_CHECKING:
@@ -24,38 +26,42 @@ pytestmark = pytest.mark.driver("sqlalchemy")
 
 CLIENT = str(uuid.uuid4())
 
-#: post of 10 messages: lock-and-bump the queue counters (UPDATE ... RETURNING, or SELECT ... FOR UPDATE then
-#: UPDATE where the dialect has no UPDATE ... RETURNING), then one multi-row INSERT.
-POST_10 = {"sqlite": 2, "postgresql": 2, "mysql": 3}
-#: one page: the queue row (id, counter, next due time), then the page.
-LIST_PAGE = 2
-#: claim of 10: the queue row, the eligible messages locked, the claim row, one UPDATE of the messages.
-CLAIM_10 = 4
-#: delete of an unclaimed message: one DELETE that checks the queue and the claim in its WHERE clause.
-DELETE = 1
+#: post of 10 messages. PostgreSQL: one statement (advance the counters, insert the batch numbered from them).
+#: SQLite: advance with UPDATE ... RETURNING, one INSERT of the batch. MariaDB/MySQL: lock the queue row, advance,
+#: one multi-row INSERT.
+POST_10 = {"sqlite": (2, 4), "postgresql": (1, 1), "mysql": (3, 5)}
+#: one page: the queue's counter and the page in one statement, outside any transaction.
+LIST_PAGE = {"sqlite": (1, 1), "postgresql": (1, 1), "mysql": (1, 1)}
+#: claim of 10. PostgreSQL: clear lapsed claims, take the messages, record the claim, read the queue's state, in one
+#: pipelined transaction. Elsewhere: take the queue's turn, lock the eligible messages, mark them, record the claim.
+CLAIM_10 = {"sqlite": (4, 6), "postgresql": (4, 1), "mysql": (4, 6)}
+#: delete of a message, unclaimed or with its claim: one DELETE that checks queue and claim in its WHERE clause.
+DELETE = {"sqlite": (1, 1), "postgresql": (1, 1), "mysql": (1, 1)}
+#: deletion of a claim's 10 messages in one call.
+BULK_DELETE = {"sqlite": (1, 1), "postgresql": (1, 1), "mysql": (1, 1)}
+#: pop of 10. PostgreSQL: clear lapsed claims, take, read the queue's state, pipelined. Elsewhere: the queue's turn,
+#: lock the eligible messages, delete them.
+POP_10 = {"sqlite": (3, 5), "postgresql": (3, 1), "mysql": (3, 5)}
 
 
 @contextmanager
-def counting(driver: SQLDriver) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(" ".join(statement.split()))
-
-    event.listen(driver.engine, "before_cursor_execute", record)
+def counting(driver: SQLDriver) -> Iterator[Counter]:
+    counter = Counter()
+    driver.database.listen(counter)
     try:
-        yield statements
+        yield counter
     finally:
-        event.remove(driver.engine, "before_cursor_execute", record)
+        driver.database.unlisten(counter)
 
 
-def count(driver: SQLDriver, call: Callable[[], object], label: str) -> int:
-    with counting(driver) as statements:
+def count(driver: SQLDriver, call: Callable[[], object], label: str) -> tuple[int, int]:
+    with counting(driver) as counter:
         call()
-    print(f"\n{driver.uri} [{kind(driver)}] {label}: {len(statements)} statement(s)")
-    for statement in statements:
+    sent = f"{len(counter.statements)} statement(s), {counter.round_trips} round trip(s)"
+    print(f"\n{driver.uri} [{kind(driver)}] {label}: {sent}")
+    for statement in counter.statements:
         print(f"    {statement[:160]}")
-    return len(statements)
+    return len(counter.statements), counter.round_trips
 
 
 @pytest.fixture
@@ -72,6 +78,8 @@ def post(driver: SQLDriver, queue: str, project: str, n: int) -> list[str]:
 def test_post_of_10_messages(driver: SQLDriver, queue: str, project: str) -> None:
     post(driver, queue, project, 1)  # warm: the engine is connected, the queue has messages
     assert count(driver, lambda: post(driver, queue, project, 10), "post 10") == POST_10[kind(driver)]
+    listed = driver.message_controller.list(queue, project=project, limit=100).items
+    assert [m["body"] for m in listed] == [{"n": 0}] + [{"n": i} for i in range(10)]
 
 
 def test_post_promoting_due_delayed_messages_stays_one_transaction(driver, queue, project, clock) -> None:
@@ -79,7 +87,8 @@ def test_post_promoting_due_delayed_messages_stays_one_transaction(driver, queue
     driver.message_controller.post(queue, [{"ttl": 300, "body": 0, "delay": 5}], CLIENT, project=project)
     assert count(driver, lambda: post(driver, queue, project, 10), "post 10, delayed not due") == POST_10[kind(driver)]
     clock.advance(10)
-    assert count(driver, lambda: post(driver, queue, project, 10), "post 10, promoting") > POST_10[kind(driver)]
+    promoting = count(driver, lambda: post(driver, queue, project, 10), "post 10, promoting")
+    assert promoting[0] > POST_10[kind(driver)][0]
     listed = [m["body"] for m in driver.message_controller.list(queue, project=project, limit=100).items]
     batch = [{"n": i} for i in range(10)]
     assert listed == [*batch, 0, *batch], "the due message takes its place before the batch"
@@ -88,9 +97,8 @@ def test_post_promoting_due_delayed_messages_stays_one_transaction(driver, queue
 def test_list_page(driver: SQLDriver, queue: str, project: str) -> None:
     post(driver, queue, project, 20)
     page = driver.message_controller.list(queue, project=project, limit=10)
-    assert count(driver, lambda: driver.message_controller.list(queue, project=project, limit=10), "list page") == (
-        LIST_PAGE
-    )
+    listing = lambda: driver.message_controller.list(queue, project=project, limit=10)  # noqa: E731
+    assert count(driver, listing, "list page") == LIST_PAGE[kind(driver)]
     following = driver.message_controller.list(queue, project=project, marker=page.marker, limit=10)
     assert len(following.items) == 10
 
@@ -98,22 +106,28 @@ def test_list_page(driver: SQLDriver, queue: str, project: str) -> None:
 def test_claim_of_10_messages(driver: SQLDriver, queue: str, project: str) -> None:
     post(driver, queue, project, 20)
     claims = driver.claim_controller
-    assert count(driver, lambda: claims.create(queue, {"ttl": 60}, project=project, limit=10), "claim 10") == CLAIM_10
+    claiming = lambda: claims.create(queue, {"ttl": 60}, project=project, limit=10)  # noqa: E731
+    assert count(driver, claiming, "claim 10") == CLAIM_10[kind(driver)]
     claim_id, messages = claims.create(queue, {"ttl": 60}, project=project, limit=10)
     assert claim_id is not None and len(messages) == 10
 
 
-def test_claim_of_an_empty_queue_writes_nothing(driver: SQLDriver, queue: str, project: str) -> None:
+def test_claim_of_an_empty_queue_records_no_claim(driver: SQLDriver, queue: str, project: str) -> None:
     claims = driver.claim_controller
-    with counting(driver) as statements:
+    with counting(driver) as counter:
         assert claims.create(queue, {"ttl": 60}, project=project) == (None, [])
-    assert [s.split()[0] for s in statements] == ["SELECT", "SELECT"]
+    assert len(counter.statements) <= CLAIM_10[kind(driver)][0]
+    queues, claims_table = driver.tables.queues, driver.tables.claims
+    mine = claims_table.join(queues, claims_table.c.queue_id == queues.c.id)
+    with driver.engine.connect() as connection:
+        query = sa.select(sa.func.count()).select_from(mine).where(queues.c.project == project)
+        assert connection.execute(query).scalar() == 0
 
 
 def test_delete_of_a_message(driver: SQLDriver, queue: str, project: str) -> None:
     message_id = post(driver, queue, project, 1)[0]
     messages = driver.message_controller
-    assert count(driver, lambda: messages.delete(queue, message_id, project=project), "delete") == DELETE
+    assert count(driver, lambda: messages.delete(queue, message_id, project=project), "delete") == DELETE[kind(driver)]
     assert messages.bulk_get(queue, [message_id], project=project) == []
 
 
@@ -122,4 +136,20 @@ def test_delete_with_its_claim(driver: SQLDriver, queue: str, project: str) -> N
     claim_id, claimed = driver.claim_controller.create(queue, {"ttl": 60}, project=project)
     messages = driver.message_controller
     deleting = lambda: messages.delete(queue, claimed[0]["id"], project=project, claim=claim_id)  # noqa: E731
-    assert count(driver, deleting, "delete with claim") == DELETE
+    assert count(driver, deleting, "delete with claim") == DELETE[kind(driver)]
+
+
+def test_bulk_delete_of_a_claims_messages(driver: SQLDriver, queue: str, project: str) -> None:
+    post(driver, queue, project, 10)
+    claim_id, claimed = driver.claim_controller.create(queue, {"ttl": 60}, project=project, limit=10)
+    messages = driver.message_controller
+    ids = [m["id"] for m in claimed]
+    deleting = lambda: messages.bulk_delete(queue, ids, project=project, claim=claim_id)  # noqa: E731
+    assert count(driver, deleting, "bulk delete under the claim") == BULK_DELETE[kind(driver)]
+    assert messages.bulk_get(queue, ids, project=project) == []
+
+
+def test_pop_of_10_messages(driver: SQLDriver, queue: str, project: str) -> None:
+    post(driver, queue, project, 20)
+    popping = lambda: driver.message_controller.pop(queue, limit=10, project=project)  # noqa: E731
+    assert count(driver, popping, "pop 10") == POP_10[kind(driver)]

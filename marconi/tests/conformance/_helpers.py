@@ -13,7 +13,7 @@ from marconi.tests import plugin
 
 
 def listing(m: Any, queue: str, **options: Any) -> tuple[list[dict[str, Any]], str]:
-    """One page of ``messages.list`` in the seed's form: the items, then the marker of the next page."""
+    """One page of ``messages.list`` in its generator form: the items, then the marker of the next page."""
     items, marker = m.messages.list(queue, project=m.project, **options)
     return list(items), marker
 
@@ -21,7 +21,7 @@ def listing(m: Any, queue: str, **options: Any) -> tuple[list[dict[str, Any]], s
 def drain(
     m: Any, queue: str, marker: str | None = None, limit: int = 10, **options: Any
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """``Harness.drain`` for any object with ``messages`` and ``project`` (a scratch project too)."""
+    """``plugin.drain`` on the harness's project (or that of anything with ``messages`` and ``project``)."""
     return plugin.drain(m.messages, queue, m.project, marker, limit, **options)
 
 

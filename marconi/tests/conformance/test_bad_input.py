@@ -153,6 +153,12 @@ QUEUE_NAME_CALLS = [
     pytest.param(
         lambda m, s, v: m.messages.bulk_delete(v, s.ids, project=m.project), "queue", id="messages.bulk_delete"
     ),
+    pytest.param(
+        lambda m, s, v: m.messages.bulk_delete(v, s.ids, project=m.project, claim=s.claim_id),
+        "queue",
+        id="messages.bulk_delete-claim",
+        marks=CLAIMS,
+    ),
     pytest.param(lambda m, s, v: m.messages.pop(v, project=m.project), "queue", id="messages.pop", marks=POP),
     pytest.param(
         lambda m, s, v: m.claims.create(v, {"ttl": 60}, project=m.project), "queue", id="claims.create", marks=CLAIMS
@@ -476,6 +482,15 @@ def test_deleting_a_message_with_a_garbage_claim_id_raises_message_not_claimed_b
 
 
 @CLAIMS
+@pytest.mark.parametrize("forge", GARBAGE_CLAIM_IDS)
+def test_bulk_deleting_with_a_garbage_claim_id_raises_claim_does_not_exist(marconi, seeded, forge):
+    m, q, bad = marconi, seeded.q, forge(seeded.claim_id)
+    assert_raises_unchanged(
+        m, ClaimDoesNotExist, lambda: m.messages.bulk_delete(q, seeded.ids, project=m.project, claim=bad)
+    )
+
+
+@CLAIMS
 @pytest.mark.parametrize("claim_id", [case(v.values[0], v.id) for v in NON_STRING_IDS])
 def test_a_claim_id_that_is_not_a_string_is_rejected(marconi, seeded, claim_id):
     m, q = marconi, seeded.q
@@ -484,6 +499,7 @@ def test_a_claim_id_that_is_not_a_string_is_rejected(marconi, seeded, claim_id):
     assert_rejected(m, lambda: m.claims.delete(q, claim_id, project=m.project), "claim_id")
     if claim_id is not None:
         assert_rejected(m, lambda: m.messages.delete(q, seeded.ids[0], project=m.project, claim=claim_id), "claim")
+        assert_rejected(m, lambda: m.messages.bulk_delete(q, seeded.ids, project=m.project, claim=claim_id), "claim")
 
 
 # -- message ttl and delay -----------------------------------------------------------------------------------------
@@ -796,3 +812,58 @@ def test_metadata_of_exactly_64_kib_is_accepted(marconi):
     metadata = {"k": "x" * (MAX_METADATA_SIZE - len('{"k":""}'))}
     marconi.queues.upsert("big", metadata, project=marconi.project)
     assert marconi.queues.get("big", project=marconi.project) == metadata
+
+
+# -- values that are hard to describe ------------------------------------------------------------------------------
+
+
+class Unprintable:
+    """A value whose repr and str raise: an error message must still describe it without calling them."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+    __str__ = __repr__
+
+
+HOSTILE_VALUES = [
+    case(10**5000, "5000-digit-int"),
+    case(-(10**5000), "negative-5000-digits"),
+    case(Unprintable(), "unprintable"),
+]
+
+HOSTILE_CALLS = [
+    pytest.param(lambda m, s, v: m.queues.get(v, project=m.project), "name", id="queue-name"),
+    pytest.param(lambda m, s, v: m.queues.get(s.q, project=v), "project", id="project"),
+    pytest.param(
+        lambda m, s, v: m.messages.post(s.q, [{"ttl": v, "body": 1}], m.client, project=m.project),
+        "messages[0].ttl",
+        id="ttl",
+    ),
+    pytest.param(
+        lambda m, s, v: m.messages.post(s.q, [{"ttl": 60, "body": v}], m.client, project=m.project),
+        "messages[0].body",
+        id="body",
+    ),
+    pytest.param(lambda m, s, v: m.messages.list(s.q, project=m.project, limit=v), "limit", id="limit"),
+    pytest.param(lambda m, s, v: m.messages.list(s.q, project=m.project, marker=v), "marker", id="marker"),
+    pytest.param(lambda m, s, v: m.messages.get(s.q, v, project=m.project), "message_id", id="message-id"),
+    pytest.param(
+        lambda m, s, v: m.messages.post(s.q, [{"ttl": 60, "body": 1}], v, project=m.project),
+        "client_uuid",
+        id="client-uuid",
+    ),
+    pytest.param(
+        lambda m, s, v: m.claims.create(s.q, {"ttl": v}, project=m.project),
+        "metadata.ttl",
+        id="claim-ttl",
+        marks=CLAIMS,
+    ),
+    pytest.param(lambda m, s, v: m.claims.get(s.q, v, project=m.project), "claim_id", id="claim-id", marks=CLAIMS),
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES)
+@pytest.mark.parametrize(("call", "field"), HOSTILE_CALLS)
+def test_a_value_that_is_hard_to_describe_is_still_rejected_naming_its_field(marconi, seeded, call, field, value):
+    assert_rejected(marconi, lambda: call(marconi, seeded, value), field)

@@ -10,6 +10,7 @@ import pytest
 
 from marconi.storage import (
     Capability,
+    ClaimDoesNotExist,
     InvalidInput,
     MessageDoesNotExist,
     MessageIsClaimed,
@@ -17,7 +18,7 @@ from marconi.storage import (
     QueueDoesNotExist,
 )
 
-from ._helpers import bodies, claim, counts, drain, ids, listing, snapshot, unissued_claim_id
+from ._helpers import bodies, claim, claimed_ids, counts, drain, ids, listing, snapshot, unissued_claim_id
 
 # -- post ----------------------------------------------------------------------------------------------------------
 
@@ -131,6 +132,11 @@ MISSING_QUEUE_SILENT = [
         lambda m, q, mid, cid: m.messages.delete(q, mid, project=m.project, claim=cid), id="messages.delete-claim"
     ),
     pytest.param(lambda m, q, mid, cid: m.messages.bulk_delete(q, [mid], project=m.project), id="messages.bulk_delete"),
+    pytest.param(
+        lambda m, q, mid, cid: m.messages.bulk_delete(q, [mid], project=m.project, claim=cid),
+        id="messages.bulk_delete-claim",
+        marks=pytest.mark.requires(Capability.CLAIMS),
+    ),
     pytest.param(
         lambda m, q, mid, cid: m.claims.delete(q, cid, project=m.project),
         id="claims.delete",
@@ -565,6 +571,62 @@ def test_bulk_delete_leaves_claimed_messages(marconi):
     marconi.messages.bulk_delete(q, posted, project=marconi.project)
     assert sorted(ids(drain(marconi, q, include_claimed=True)[0])) == sorted(ids(held))
     assert sorted(ids(marconi.claims.get(q, claim_id, project=marconi.project)[1])) == sorted(ids(held))
+
+
+# -- bulk_delete under a claim -------------------------------------------------------------------------------------
+
+
+@pytest.mark.requires(Capability.CLAIMS)
+def test_bulk_delete_under_a_claim_removes_exactly_what_it_holds(marconi):
+    """A mix of held, unclaimed, missing, malformed and otherwise-held ids: only the claim's messages go."""
+    q = marconi.new_queue()
+    posted = marconi.post(q, 6)
+    mine, held = claim(marconi, q, limit=2)
+    theirs, others = claim(marconi, q, limit=2)
+    gone = marconi.post(q, 1)[0]
+    marconi.messages.delete(q, gone, project=marconi.project)
+    asked = [*ids(held), *ids(others), posted[4], gone, "garbage", ids(held)[0]]
+    marconi.messages.bulk_delete(q, asked, project=marconi.project, claim=mine)
+    left = drain(marconi, q, include_claimed=True)[0]
+    assert ids(left) == posted[2:]
+    assert claimed_ids(marconi, q, mine) == []
+    assert claimed_ids(marconi, q, theirs) == ids(others)
+
+
+@pytest.mark.requires(Capability.CLAIMS)
+def test_bulk_delete_under_a_claim_that_no_longer_lives_raises_and_deletes_nothing(marconi):
+    q = marconi.new_queue()
+    posted = marconi.post(q, 3)
+    expired, _ = claim(marconi, q, ttl=10, limit=1)
+    released, _ = claim(marconi, q, ttl=60, limit=1)
+    marconi.claims.delete(q, released, project=marconi.project)
+    marconi.clock.advance(10)
+    for dead in (expired, released, unissued_claim_id(), "garbage"):
+        with pytest.raises(ClaimDoesNotExist):
+            marconi.messages.bulk_delete(q, posted, project=marconi.project, claim=dead)
+    assert counts(marconi, q)["total"] == 3
+
+
+@pytest.mark.requires(Capability.CLAIMS)
+def test_bulk_delete_under_another_queues_claim_raises_and_deletes_nothing(marconi):
+    q, other = marconi.new_queue(), marconi.new_queue()
+    posted = marconi.post(q, 2)
+    marconi.post(other, 1)
+    elsewhere, _ = claim(marconi, other)
+    claim(marconi, q)
+    with pytest.raises(ClaimDoesNotExist):
+        marconi.messages.bulk_delete(q, posted, project=marconi.project, claim=elsewhere)
+    assert counts(marconi, q)["total"] == 2
+
+
+@pytest.mark.requires(Capability.CLAIMS)
+def test_bulk_delete_under_a_live_claim_of_messages_it_no_longer_holds_is_silent(marconi):
+    q = marconi.new_queue()
+    marconi.post(q, 2)
+    mine, held = claim(marconi, q, limit=2)
+    marconi.messages.bulk_delete(q, ids(held), project=marconi.project, claim=mine)
+    marconi.messages.bulk_delete(q, ids(held), project=marconi.project, claim=mine)  # again: nothing left to delete
+    assert counts(marconi, q)["total"] == 0
 
 
 # -- pop -----------------------------------------------------------------------------------------------------------

@@ -1,0 +1,239 @@
+-- Statements every SQL backend runs as written; a backend's own file overrides any of them by name.
+-- Tables: {queues} {messages} {claims}; indexes: {free} (eligible messages by position). Parameters: :name.
+-- "The queue" is always (project, name); its id (incarnation) comes from a subquery, so no statement needs a
+-- separate look-up first, and a statement on a missing queue simply finds nothing.
+
+-- name: queue_metadata
+SELECT metadata FROM {queues} WHERE project = :project AND name = :name
+
+-- name: queue_names
+SELECT name, NULL FROM {queues} WHERE project = :project AND name > :after ORDER BY name LIMIT :limit
+
+-- name: queue_names_detailed
+SELECT name, metadata FROM {queues} WHERE project = :project AND name > :after ORDER BY name LIMIT :limit
+
+-- name: queue_update
+UPDATE {queues} SET metadata = :metadata WHERE project = :project AND name = :name
+
+-- name: queue_insert
+INSERT INTO {queues} (project, name, metadata, last_position, last_number)
+VALUES (:project, :name, :metadata, 0, 0)
+
+-- name: queue_lock
+SELECT id, last_position, last_number, next_due FROM {queues} WHERE project = :project AND name = :name FOR UPDATE
+
+-- name: queue_lock_by_id
+SELECT id, last_position, last_number, next_due FROM {queues} WHERE id = :queue_id FOR UPDATE
+
+-- name: queue_drop_messages
+DELETE FROM {messages} WHERE queue_id = :queue_id
+
+-- name: queue_drop_claims
+DELETE FROM {claims} WHERE queue_id = :queue_id
+
+-- name: queue_drop
+DELETE FROM {queues} WHERE id = :queue_id
+
+-- name: queue_advance
+UPDATE {queues} SET last_position = :last_position, last_number = :last_number, next_due = :next_due
+WHERE id = :queue_id
+
+-- name: queue_state
+SELECT id, next_due FROM {queues} WHERE project = :project AND name = :name
+
+-- name: queue_stats
+SELECT q.id, q.next_due,
+       (SELECT count(*) FROM {messages} WHERE queue_id = q.id AND expires > :now),
+       (SELECT count(*) FROM {messages} WHERE queue_id = q.id AND claim_expires > :now),
+       (SELECT count(*) FROM {messages} WHERE queue_id = q.id AND position IS NULL AND expires > :now),
+       oldest.number, oldest.created, newest.number, newest.created
+FROM {queues} q
+LEFT JOIN (
+    SELECT number, created FROM {messages}
+    WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+      AND position > 0 AND expires > :now
+    ORDER BY position LIMIT 1
+) oldest ON 1 = 1
+LEFT JOIN (
+    SELECT number, created FROM {messages}
+    WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+      AND position > 0 AND expires > :now
+    ORDER BY position DESC LIMIT 1
+) newest ON 1 = 1
+WHERE q.project = :project AND q.name = :name
+
+-- name: message_insert
+INSERT INTO {messages} (queue_id, number, position, client, body, created, expires, visible_at)
+VALUES (:queue_id, :number, :position, :client, :body, :created, :expires, :visible_at)
+
+-- A page: the queue row (its counter read in the same statement as the page), then the page's messages, in no
+-- particular order (the caller sorts them by position). The page is chosen by keys alone and its messages joined
+-- back by primary key: no temporary table ever holds a body (MariaDB would put it on disk).
+-- name: page
+SELECT q.id, q.last_position, q.next_due,
+       m.number, m.body, m.created, m.expires, m.claim_id, m.claim_expires, m.position
+FROM {queues} q
+LEFT JOIN (
+    SELECT number FROM {messages}
+    WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+      AND position > :after AND expires > :now AND client <> :hide
+    ORDER BY position LIMIT :limit
+) page ON 1 = 1
+LEFT JOIN {messages} m ON m.queue_id = q.id AND m.number = page.number
+WHERE q.project = :project AND q.name = :name
+
+-- A page without claimed messages: the never-claimed ones by the {free} index, and those whose claim has
+-- ended but is not yet cleared (few: claims and gc clear them), merged; claimed ones are never walked.
+-- name: page_unclaimed
+SELECT q.id, q.last_position, q.next_due,
+       m.number, m.body, m.created, m.expires, m.claim_id, m.claim_expires, m.position
+FROM {queues} q
+LEFT JOIN (
+    SELECT number FROM (
+        SELECT * FROM (
+            SELECT number, position FROM {messages} {free_hint}
+            WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+              AND claim_expires IS NULL AND position > :after AND expires > :now AND client <> :hide
+            ORDER BY position LIMIT :limit
+        ) free
+        UNION ALL
+        SELECT * FROM (
+            SELECT number, position FROM {messages}
+            WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+              AND claim_expires <= :now AND position > :after AND expires > :now AND client <> :hide
+            ORDER BY position LIMIT :limit
+        ) lapsed
+        ORDER BY position LIMIT :limit
+    ) eligible
+) page ON 1 = 1
+LEFT JOIN {messages} m ON m.queue_id = q.id AND m.number = page.number
+WHERE q.project = :project AND q.name = :name
+
+-- name: messages_by_number
+SELECT q.id, q.next_due,
+       m.number, m.body, m.created, m.expires, m.claim_id, m.claim_expires, m.position
+FROM {queues} q
+LEFT JOIN {messages} m ON m.queue_id = q.id AND m.number IN (:numbers) AND m.expires > :now
+WHERE q.project = :project AND q.name = :name
+
+-- name: message_delete_unclaimed
+DELETE FROM {messages}
+WHERE queue_id = :incarnation AND number = :number AND expires > :now
+  AND queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+  AND (claim_expires IS NULL OR claim_expires <= :now)
+
+-- name: message_delete_held
+DELETE FROM {messages}
+WHERE queue_id = :incarnation AND number = :number AND expires > :now
+  AND queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+  AND claim_id = :claim_id AND claim_expires > :now
+
+-- name: message_holder
+SELECT claim_id, claim_expires FROM {messages}
+WHERE queue_id = :incarnation AND number = :number AND expires > :now
+  AND queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+
+-- name: messages_delete_unclaimed
+DELETE FROM {messages}
+WHERE queue_id = :incarnation AND number IN (:numbers) AND expires > :now
+  AND queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+  AND (claim_expires IS NULL OR claim_expires <= :now)
+
+-- name: messages_delete_held
+DELETE FROM {messages}
+WHERE queue_id = :incarnation AND number IN (:numbers) AND expires > :now
+  AND queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+  AND claim_id = :claim_id AND claim_expires > :now
+
+-- name: claim_alive
+SELECT q.id, c.id FROM {queues} q
+LEFT JOIN {claims} c ON c.id = :claim_id AND c.queue_id = q.id AND c.expires > :now
+WHERE q.project = :project AND q.name = :name
+
+-- name: claim_read
+SELECT q.id, q.next_due, c.ttl, c.created, c.expires,
+       m.number, m.body, m.created, m.expires, m.claim_id, m.claim_expires, m.position
+FROM {queues} q
+LEFT JOIN {claims} c ON c.id = :claim_id AND c.queue_id = q.id AND c.expires > :now
+LEFT JOIN {messages} m ON m.claim_id = c.id AND m.queue_id = q.id AND m.claim_expires > :now AND m.expires > :now
+WHERE q.project = :project AND q.name = :name
+
+-- The state a claim or pop starts from, under the queue row's lock: is a promotion due, is a lapsed claim to
+-- be cleared first?
+-- name: queue_turn
+SELECT q.id, q.last_position, q.last_number, q.next_due,
+       EXISTS (SELECT 1 FROM {messages} WHERE queue_id = q.id AND claim_expires <= :now)
+FROM {queues} q WHERE q.project = :project AND q.name = :name FOR UPDATE
+
+-- Messages whose claim has ended become eligible again: cleared lazily by the next claim or pop, and by gc.
+-- name: lapsed_claims_clear
+UPDATE {messages} SET claim_id = NULL, claim_expires = NULL
+WHERE queue_id = :queue_id AND claim_expires <= :now
+
+-- name: eligible_lock
+SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
+WHERE queue_id = :queue_id AND claim_expires IS NULL AND position > 0 AND expires > :now
+ORDER BY position LIMIT :limit FOR UPDATE
+
+-- name: messages_take
+UPDATE {messages} SET claim_id = :claim_id, claim_expires = :expires,
+       expires = CASE WHEN expires < :floor THEN :floor ELSE expires END
+WHERE queue_id = :queue_id AND number IN (:numbers)
+
+-- name: messages_remove
+DELETE FROM {messages} WHERE queue_id = :queue_id AND number IN (:numbers)
+
+-- name: claim_insert
+INSERT INTO {claims} (id, queue_id, ttl, created, expires) VALUES (:claim_id, :queue_id, :ttl, :now, :expires)
+
+-- name: claim_renew
+UPDATE {claims} SET ttl = :ttl, expires = :expires
+WHERE id = :claim_id AND expires > :now
+  AND queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+
+-- name: claim_extend
+UPDATE {messages} SET claim_expires = :expires,
+       expires = CASE WHEN expires < :floor THEN :floor ELSE expires END
+WHERE claim_id = :claim_id AND claim_expires > :now AND expires > :now
+
+-- name: claim_remove
+DELETE FROM {claims}
+WHERE id = :claim_id AND queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+
+-- name: claim_release
+UPDATE {messages} SET claim_id = NULL, claim_expires = NULL WHERE claim_id = :claim_id
+
+-- Promotion of due delayed messages, under the queue row's lock.
+-- name: due_messages
+SELECT number FROM {messages}
+WHERE queue_id = :queue_id AND position IS NULL AND expires > :now AND visible_at <= :now
+ORDER BY visible_at, number
+
+-- name: message_place
+UPDATE {messages} SET position = :position WHERE queue_id = :queue_id AND number = :number
+
+-- name: next_due
+SELECT min(visible_at) FROM {messages}
+WHERE queue_id = :queue_id AND position IS NULL AND expires > :now AND visible_at > :now
+
+-- name: queue_promoted
+UPDATE {queues} SET last_position = :last_position, next_due = :next_due WHERE id = :queue_id
+
+-- gc
+-- name: due_queues
+SELECT id FROM {queues} WHERE next_due <= :now
+
+-- name: lapsed_claim_ids
+SELECT id FROM {claims} WHERE expires <= :now ORDER BY expires LIMIT :limit
+
+-- name: lapsed_messages_clear
+UPDATE {messages} SET claim_id = NULL, claim_expires = NULL WHERE claim_id IN (:claim_ids) AND claim_expires <= :now
+
+-- name: claims_remove
+DELETE FROM {claims} WHERE id IN (:claim_ids) AND expires <= :now
+
+-- name: expired_messages
+SELECT queue_id, number FROM {messages} WHERE expires <= :now ORDER BY expires LIMIT :limit
+
+-- name: expired_remove
+DELETE FROM {messages} WHERE queue_id = :queue_id AND number IN (:numbers) AND expires <= :now

@@ -1,0 +1,93 @@
+"""The SQL driver's statements: named SQL in sibling files, prepared once per backend and table prefix.
+
+``sql/common.sql`` holds what every backend runs as written; ``sql/<kind>.sql`` adds a backend's own statements
+and overrides common ones by name. Placeholders ``{queues}``, ``{messages}``, ``{claims}``, ``{free}`` and
+``{free_hint}`` name the driver's tables and its index of eligible messages (validated identifiers, filled in
+once); ``:name`` marks a bound parameter, never text spliced in. Preparing a statement for a backend:
+
+- its DBAPI's parameter style (``%(name)s`` for psycopg and PyMySQL, ``:name`` for sqlite3);
+- ``IN (:list)`` takes a list: an array (``= ANY(...)``) on PostgreSQL, one parameter per item elsewhere;
+- SQLite drops ``FOR UPDATE``: its write transactions (``BEGIN IMMEDIATE``) already exclude every other writer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+_SECTION = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_IN_LIST = re.compile(r"\bIN \(:([A-Za-z_]\w*)\)")
+_FOR_UPDATE = re.compile(r"\s+FOR UPDATE\b")
+
+
+def parse(text: str) -> dict[str, str]:
+    """``{name: sql}`` of a statements file; comment lines are dropped."""
+    parts = _SECTION.split(text)
+    statements = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        lines = [line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("--")]
+        statements[name] = "\n".join(lines)
+    return statements
+
+
+def load(kind: str) -> dict[str, str]:
+    """Every statement of backend ``kind``: the common ones, overridden and extended by the backend's file."""
+    folder = resources.files(__package__).joinpath("sql")
+    statements = parse(folder.joinpath("common.sql").read_text())
+    statements.update(parse(folder.joinpath(f"{kind}.sql").read_text()))
+    return statements
+
+
+@dataclass
+class Statement:
+    """One statement, ready for the backend's DBAPI: ``render(params)`` gives the SQL text and its parameters."""
+
+    name: str
+    raw: str  # with :name parameters
+    pyformat: bool
+    lists: frozenset[str]  # parameters that take a list, expanded one per item
+    _texts: dict[tuple[int, ...], str] = field(default_factory=dict, repr=False)
+
+    def render(self, params: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+        lengths = tuple(len(params[name]) for name in sorted(self.lists))
+        text = self._texts.get(lengths)
+        if text is None:
+            sql = self.raw
+            for name, length in zip(sorted(self.lists), lengths, strict=True):
+                items = ", ".join(f":{name}_{i}" for i in range(length)) or "NULL"
+                sql = sql.replace(f"IN (:{name})", f"IN ({items})")
+            text = self._texts[lengths] = _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%")) if self.pyformat else sql
+        if not self.lists:
+            return text, params
+        expanded = {key: value for key, value in params.items() if key not in self.lists}
+        for name in self.lists:
+            expanded.update((f"{name}_{i}", item) for i, item in enumerate(params[name]))
+        return text, expanded
+
+
+class Statements:
+    """The prepared statements of one driver: ``statements["page"]``."""
+
+    def __init__(self, kind: str, names: Mapping[str, str], pyformat: bool) -> None:
+        self._prepared: dict[str, Statement] = {}
+        for name, sql in load(kind).items():
+            sql = sql.format_map(names)
+            lists: frozenset[str] = frozenset(_IN_LIST.findall(sql))
+            if kind == "postgresql":
+                sql, lists = _IN_LIST.sub(r"= ANY(:\1)", sql), frozenset()
+            elif kind == "sqlite":
+                sql = _FOR_UPDATE.sub("", sql)
+            self._prepared[name] = Statement(name, sql, pyformat, lists)
+
+    def __getitem__(self, name: str) -> Statement:
+        return self._prepared[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._prepared
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._prepared)
