@@ -10,6 +10,9 @@ from typing import Any
 from .contenders import BACKEND_NAMES, Contender
 from .runner import Results, Summary, summarise
 
+#: Ratios above this are cut off in the chart (and labelled with their value).
+CHART_TOP = 3.0
+
 #: The op whose latency a workload's row shows, by the role it measures.
 LEAD_OP = {"producer": "post", "observer": "list"}
 
@@ -243,6 +246,13 @@ def chart(results: Results, path: Path) -> None:
             peer = next((r.peer_name for r in table if r.backend == backend and r.peer_name), None)
             axis.bar(positions, values, width, label=f"{backend} ({peer})" if which == "peer" and peer else backend)
         axis.axhline(1.0, color="black", linewidth=0.8)
+        tallest = max((patch.get_height() for patch in axis.patches), default=1.0)
+        if tallest > CHART_TOP:  # a bar far above the rest (a floor that walks a claimed head) is cut and labelled
+            axis.set_ylim(0, CHART_TOP)
+            for patch in axis.patches:
+                if patch.get_height() > CHART_TOP:
+                    x = patch.get_x() + patch.get_width() / 2
+                    axis.text(x, CHART_TOP * 0.97, f"{patch.get_height():.0f}x", ha="center", va="top", fontsize=6)
         axis.set_title(title)
         axis.set_ylabel("ratio of messages/s")
         axis.set_xticks(range(len(workloads)))
@@ -252,3 +262,40 @@ def chart(results: Results, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def load(path: Path) -> Results:
+    """The results of an earlier run, from its JSON file (to render its table and chart again)."""
+    from .runner import Measured
+    from .workloads import Workload
+
+    data = json.loads(path.read_text())
+    contenders = [
+        Contender(c["name"], c["role"], c["backend"], c["client"], c["target"], "", {}) for c in data["contenders"]
+    ]
+    workloads = [Workload(**{**w, "sets": tuple(w["sets"])}) for w in data["workloads"]]
+    results = Results(contenders, workloads)
+    results.runs = [Measured(**{k: v for k, v in run.items() if k != "valid"}) for run in data["runs"]]
+    results.equivalence = {label: entry["problems"] for label, entry in data["equivalence"].items()}
+    results.skipped = data["skipped"]
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m marconi_benchmarks.report bench.json [--chart out.png]``: the table (and chart) of a run again."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m marconi_benchmarks.report", description=main.__doc__)
+    parser.add_argument("json", type=Path)
+    parser.add_argument("--chart", type=Path)
+    parser.add_argument("--markdown", action="store_true", help="print the Markdown table")
+    args = parser.parse_args(argv)
+    results = load(args.json)
+    print(markdown_table(results) if args.markdown else text_table(results))
+    if args.chart:
+        chart(results, args.chart)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
