@@ -42,6 +42,7 @@ INSERT INTO {p}claims (id, queue_id, ttl, created, expires) VALUES (%(claim)s, %
 -- name: remove
 DELETE FROM {p}messages WHERE queue_id = %(queue_id)s AND number IN ({numbers})
 
--- After a bulk fill, so the planner knows the queue is deep (as it would for a queue filled by posts).
+-- After a bulk fill, so the planner knows the queue is deep (as InnoDB's automatic statistics would for a queue
+-- filled by posts).
 -- name: analyze
 ANALYZE TABLE {p}messages

@@ -35,6 +35,7 @@ WHERE (queue_id, number) IN (
 )
 RETURNING queue_id, number, position, body
 
--- After a bulk fill, so the planner knows the queue is deep (as it would for a queue filled by posts).
+-- After a bulk fill, so the planner knows the queue is deep, as it would after the PRAGMA optimize SQLite advises
+-- applications to run now and then (the driver's unclaimed deep pages are as slow without these statistics).
 -- name: analyze
 ANALYZE {p}messages
