@@ -1,4 +1,4 @@
-# Two commands for a fresh machine: `make run` (the main job on the embedded default) and `make test` (everything).
+# Two commands for a fresh machine: `make run` (the default benchmark) and `make test` (everything).
 # Point the tests at your own servers with e.g. `make test POSTGRESQL=postgresql+psycopg://me@db:5432/marconi`,
 # or run exactly some drivers with `make test URIS="sqlite:////tmp/x.db redis://me@host:6379/5"`.
 
@@ -21,7 +21,7 @@ SERVERS := $(BIN)/python -m marconi.tests.servers
 ifeq ($(MARCONI_MONGODB_URI),{secantusdb})
 WITH_MONGODB := $(SERVERS) --with secantusdb --
 endif
-PARTS := embedded sqlite postgresql mariadb redis redis-cluster mongodb
+PARTS := embedded sqlite postgresql mariadb redis redis-cluster mongodb bench
 ifdef URIS
 PARTS := uris
 endif
@@ -31,15 +31,17 @@ endif
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --editable '.[all,testing,dev]'
+	$(BIN)/pip install --quiet --editable '.[all,testing,dev,bench]'
 	touch $@
 
 install: $(BIN)/.installed
 
-# The main job: the conformance suite against SQLite (a file next to this Makefile), with a summary.
+# The main job: the default benchmark, on the embedded SQLite (and the memory driver) plus every other backend it
+# can reach, ending with the table (bench-results/ has the JSON and the chart). The conformance summary of a driver
+# is `marconi check URI`.
+BENCH_OUTPUT ?= bench-results
 run: $(BIN)/.installed
-	rm -f $(CURDIR)/marconi-check.db*
-	$(BIN)/marconi check sqlite:///$(CURDIR)/marconi-check.db
+	$(BIN)/marconi bench --reachable $(POSTGRESQL) --reachable $(MARIADB) --reachable $(REDIS) --output $(BENCH_OUTPUT)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -67,8 +69,13 @@ test-redis-cluster:
 	$(SERVERS) --with redis-cluster -- $(SUITE) --marconi-drivers-only -m "not own_servers" --marconi-uri={redis-cluster}
 test-mongodb:
 	$(WITH_MONGODB) $(SUITE) --marconi-drivers-only '--marconi-uri=$(MARCONI_MONGODB_URI)'
+# The benchmark's own tests: a tiny workload through the whole harness (every contender of every backend, the
+# checks, the JSON, the chart), and planted-bug drivers caught. The harness makes its SQLite file itself.
+test-bench:
+	$(BIN)/pytest -q --pyargs marconi_benchmarks --marconi-uri=memory:// --marconi-uri=sqlite:// \
+		--marconi-uri=$(POSTGRESQL) --marconi-uri=$(MARIADB) --marconi-uri=$(REDIS)
 test-uris:
-	$(SUITE) $(foreach uri,$(URIS),--marconi-uri=$(uri))
+	$(SUITE) marconi_benchmarks $(foreach uri,$(URIS),--marconi-uri=$(uri))
 
 clean:
-	rm -rf $(VENV) *.egg-info .marconi-test.db* marconi-check.db*
+	rm -rf $(VENV) *.egg-info .marconi-test.db* marconi-check.db* $(BENCH_OUTPUT)

@@ -4,6 +4,7 @@
     marconi gc URI [--interval SECONDS] [--once]      (also installed as ``marconi-gc``)
     marconi check URI [URI ...] [-- PYTEST-ARGS]
     marconi serve URI [--host 127.0.0.1 --port 8888] [--option NAME=VALUE ...]   (the Zaqar v2 HTTP API)
+    marconi bench [URI ...] [OPTIONS]                (see marconi bench --help)
 
 Exit codes: 0 success, 1 a failure of the work itself (a failed check, an unreachable backend), 2 bad usage.
 """
@@ -107,6 +108,14 @@ def _serve(args: argparse.Namespace) -> int:
     return serve_command.run(args)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    try:
+        from marconi_benchmarks import cli as benchmarks  # only this subcommand needs it
+    except ImportError:
+        raise DriverLoadError("marconi bench needs the benchmarks: pip install 'marconi[bench]'") from None
+    return int(benchmarks.main(args.bench_args))
+
+
 def _interval(text: str) -> float:
     try:
         return validation.positive_seconds(float(text), "--interval", MAX_GC_INTERVAL)
@@ -143,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve a driver over HTTP with OpenStack Zaqar's v2 API")
     serve_command.add_arguments(serve)
     serve.set_defaults(run=_serve)
+
+    bench = commands.add_parser("bench", help="benchmark drivers against raw floors and peers", add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="see marconi bench --help")
+    bench.set_defaults(run=_bench)
     return parser
 
 
@@ -155,6 +168,8 @@ def _dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> in
     args = parser.parse_args(argv)
     if hasattr(args, "pytest_args"):
         args.pytest_args = extra
+    elif hasattr(args, "bench_args"):
+        args.bench_args = extra
     elif extra:
         parser.error(f"unexpected arguments after --: {' '.join(extra)}")
     try:
@@ -170,6 +185,9 @@ def _dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # every argument after it, options and "--" included, is the benchmark's own
+        return _dispatch(build_parser(), ["bench", "--", *argv[1:]])
     return _dispatch(build_parser(), argv)
 
 

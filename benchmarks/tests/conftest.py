@@ -1,0 +1,21 @@
+"""The benchmark's own tests: not timing anything, they run the harness end to end on tiny workloads."""
+
+from __future__ import annotations
+
+import pytest
+
+from marconi.tests.plugin import driver_uris
+
+
+@pytest.fixture
+def bench_uris(request: pytest.FixtureRequest, tmp_path) -> list[str]:
+    """The backends under test (``--marconi-uri``), each once; SQLite as a file of its own (the floor needs one)."""
+    uris, seen = [], set()
+    for uri in driver_uris(request.config) or ["memory://", "sqlite://"]:
+        scheme = uri.split(":", 1)[0].split("+", 1)[0]
+        kind = "mysql" if scheme == "mariadb" else scheme
+        if kind in seen:
+            continue
+        seen.add(kind)
+        uris.append(f"sqlite:///{tmp_path}/bench.db" if kind == "sqlite" else uri)
+    return uris
