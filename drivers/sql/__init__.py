@@ -65,13 +65,15 @@ class SQLDriver(DriverBase):
         url = resolve(uri)
         kind = kind_of(url.get_backend_name())
         self.tables = schema.Tables(self.options["table_prefix"], kind)
-        hints = {"mysql": f"FORCE INDEX ({self.tables.free})", "sqlite": f"INDEXED BY {self.tables.free}"}
+        by_claim_end = f"{self.tables.prefix}messages_queue_claim_expires"
+        hint = {"mysql": "FORCE INDEX ({})", "sqlite": "INDEXED BY {}"}.get(kind, "")
         names = {
             "queues": self.tables.queues.name,
             "messages": self.tables.messages.name,
             "claims": self.tables.claims.name,
             "free": self.tables.free,
-            "free_hint": hints.get(kind, ""),
+            "free_hint": hint.format(self.tables.free),
+            "lapsed_hint": hint.format(by_claim_end),
             "prefix": self.tables.prefix,
         }
         self.database = Database(uri, self.conflict_timeout, names, **engine_options)

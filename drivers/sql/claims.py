@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from marconi.storage.base import ClaimBase
 from marconi.storage.hooks import ClaimRead, ClaimRequest, Project, Renewal, Rows, StoredClaim
 
-from .messages import Promote, by_position, take, take_side_by_side
+from .messages import Locking, by_position, take, take_side_by_side
 from .queues import named, rows_of
 
 if TYPE_CHECKING:
@@ -39,8 +39,8 @@ class SQLClaims(ClaimBase):
                 "now": now,
                 **named(request.queue, request.project),
             }
-            taken = take_side_by_side(database, "claim_take", parameters, "claim_record")
-            if not isinstance(taken, Promote):
+            taken = take_side_by_side(database, "claim", parameters)
+            if not isinstance(taken, Locking):
                 return taken
 
         def claim_under_lock(session: Session) -> Rows | None:

@@ -51,6 +51,7 @@ _MYSQL_SESSION = (
     "SET SESSION innodb_lock_wait_timeout = {s}, lock_wait_timeout = {s}",
 )
 _SQLITE_WAL = "PRAGMA journal_mode=WAL"
+INSERT_CHUNK = 500  # rows per multi-row INSERT: far below every backend's limit on bound parameters
 
 # SQLAlchemy's pool logs the failed reset of a connection a server has killed with a full traceback, through
 # Python's last-resort handler when the application configured no logging. The driver recovers on its own;
@@ -110,7 +111,12 @@ class Database:
         self.in_memory = is_memory(self.url)
         #: Held for each whole session on an in-memory SQLite database, whose one connection all threads share.
         self._serial: threading.Lock | None = threading.Lock() if self.in_memory else None
-        self.engine = self._create_engine(engine_options)
+        self.engine = self._create_engine(dict(engine_options), autocommit=True)
+        #: MariaDB/MySQL transactions run on a pool of their own whose connections are not in autocommit mode: the
+        #: first statement begins the transaction, saving the round trip of a START TRANSACTION.
+        self._transactional: Engine | None = None
+        if self.kind == "mysql":
+            self._transactional = self._create_engine(dict(engine_options), autocommit=False)
         dbapi: Any = self.engine.dialect.loaded_dbapi
         self.dbapi_error: type[Exception] = dbapi.Error
         self.pipelines = self.kind == "postgresql" and self.engine.dialect.driver == "psycopg"
@@ -118,7 +124,7 @@ class Database:
         self.observers: list[Observer] = []
         self._pausing = 0  # observers that may block between statements: pipelines then send one at a time
 
-    def _create_engine(self, options: dict[str, Any]) -> Engine:
+    def _create_engine(self, options: dict[str, Any], autocommit: bool) -> Engine:
         connect_args: dict[str, Any] = {}
         if self.kind == "sqlite":
             connect_args["timeout"] = self.conflict_timeout  # how long BEGIN IMMEDIATE waits for the writer
@@ -134,7 +140,7 @@ class Database:
             engine = sa.create_engine(
                 self.url,
                 connect_args=connect_args,
-                isolation_level="AUTOCOMMIT",
+                isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
                 pool_reset_on_return=None,  # sessions end every transaction themselves
                 **options,
             )
@@ -176,11 +182,13 @@ class Database:
         return self.pipelines and not self._pausing
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A pooled connection for one call; one the server dropped is discarded, and the call raises Lost."""
+    def session(self, transactional: bool = False) -> Iterator[Session]:
+        """A pooled connection for one call (``transactional``: for a transaction); one the server dropped is
+        discarded, and the call raises Lost."""
+        engine = self._transactional if transactional and self._transactional is not None else self.engine
         with self._turn():
-            pooled = self.engine.raw_connection()
-            session = Session(self, pooled)
+            pooled = engine.raw_connection()
+            session = Session(self, pooled, implicit=engine is self._transactional)
             try:
                 yield session
             except self.dbapi_error as error:
@@ -220,7 +228,7 @@ class Database:
 
     def transaction(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in one transaction and commit it; what ``work`` raises rolls it back and propagates."""
-        with self.session() as session:
+        with self.session(transactional=True) as session:
             session.begin()
             try:
                 result = work(session)
@@ -278,14 +286,17 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._transactional is not None:
+            self._transactional.dispose()
 
 
 class Session:
     """One call's pooled connection: runs named statements, begins and ends transactions."""
 
-    def __init__(self, database: Database, pooled: Any) -> None:
+    def __init__(self, database: Database, pooled: Any, implicit: bool = False) -> None:
         self.database = database
         self.connection = pooled.dbapi_connection
+        self.implicit = implicit  # its first statement begins a transaction: no BEGIN is sent
         self.committing = False
         self.discard = False  # a session setting was changed for this call only: do not pool the connection
 
@@ -296,17 +307,25 @@ class Session:
     def _execute(
         self, statement: Statement, params: Mapping[str, Any], many: Sequence[Mapping[str, Any]] = ()
     ) -> Result:
+        if not many:
+            return self._send(*statement.render(params))
+        rendered = [statement.render(row) for row in many]
+        sql = rendered[0][0]
         cursor = self.connection.cursor()
         try:
-            if many:
-                rendered = [statement.render(row) for row in many]
-                sql = rendered[0][0]
-                self._notify("before", sql)
-                cursor.executemany(sql, [row for _, row in rendered])
-            else:
-                sql, bound = statement.render(params)
-                self._notify("before", sql)
-                cursor.execute(sql, bound)
+            self._notify("before", sql)
+            cursor.executemany(sql, [row for _, row in rendered])
+            result = Result([], cursor.rowcount)
+        finally:
+            cursor.close()
+        self._notify("after", sql)
+        return result
+
+    def _send(self, sql: str, params: Mapping[str, Any]) -> Result:
+        cursor = self.connection.cursor()
+        try:
+            self._notify("before", sql)
+            cursor.execute(sql, params)
             rows = cursor.fetchall() if cursor.description is not None else []
             result = Result(rows, cursor.rowcount)
         finally:
@@ -320,6 +339,15 @@ class Session:
     def many(self, statement: str, rows: Sequence[Mapping[str, Any]]) -> Result:
         """One statement for each of ``rows`` (PyMySQL folds an INSERT's into one; psycopg pipelines them)."""
         return self._execute(self.database.statements[statement], {}, rows)
+
+    def insert(self, statement: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert ``rows`` with one multi-row INSERT per chunk (every backend's parameter limits respected)."""
+        prepared = self.database.statements[statement]
+        inserted = 0
+        for start in range(0, len(rows), INSERT_CHUNK):
+            sql, params = prepared.rows(rows[start : start + INSERT_CHUNK])
+            inserted += self._send(sql, params).rowcount
+        return inserted
 
     def _control(self, sql: str) -> None:
         self._notify("before", sql)
@@ -344,7 +372,8 @@ class Session:
         self.discard = True
 
     def begin(self) -> None:
-        self._control(BEGIN[self.database.kind])
+        if not self.implicit:
+            self._control(BEGIN[self.database.kind])
         self.bound_lock_wait()
 
     def commit(self) -> None:

@@ -39,37 +39,42 @@ def by_position(rows: list[Row]) -> list[Row]:
     return sorted(rows, key=lambda row: row.position or 0)
 
 
-class Promote:
-    """A take found a delayed message due: it took nothing, and must run again on the promoting path."""
+class Locking:
+    """A claim or pop that took nothing: lapsed claims or due messages call for the path under the queue's lock."""
 
 
-PROMOTE = Promote()
+LOCKING = Locking()
 
 
-def take_side_by_side(
-    database: Database, statement: str, parameters: dict[str, Any], *then: str
-) -> Rows | Promote | None:
-    """PostgreSQL's claims and pops in one pipelined transaction: clear lapsed claims, run ``statement`` (which
-    takes the oldest eligible messages past those other transactions hold), then the ``then`` statements, and read
-    the queue's state. None if there is no such queue."""
-    steps = ["lapsed_claims_clear_named", statement, *then, "queue_state"]
-    results = database.pipeline([(step, parameters) for step in steps])
-    taken, state = results[1], results[-1].first()
-    if state is None:
+def take_side_by_side(database: Database, statement: str, parameters: dict[str, Any]) -> Rows | Locking | None:
+    """PostgreSQL's claim or pop in one statement (``sql/postgresql.sql``): the messages it took; None if there is
+    no such queue; LOCKING when it took nothing because lapsed claims or due messages call for the locking path."""
+    found = database.pipeline([(statement, parameters)])[0].rows
+    if not found:
         return None
-    if not taken.rows and due(state[1], parameters["now"]):
-        return PROMOTE
-    return Rows(int(state[0]), by_position([row_of(record) for record in taken.rows]))
+    queue_id, next_due, lapsed = found[0][:3]
+    if lapsed or due(next_due, parameters["now"]):
+        return LOCKING
+    return Rows(int(queue_id), by_position(rows_of(found, 3)))
 
 
 def take(session: Session, name: str, project: Project, now: float, limit: int) -> tuple[QueueRow, list[Row]] | None:
     """Under the queue row's lock: promote due messages, clear lapsed claims, and lock the oldest eligible
     messages (up to ``limit``, by position). None if there is no such queue. Claims and pops start here."""
-    turn = session.run("queue_turn", now=now, **named(name, project)).first()
+    statements = session.database.statements
+    if "queue_take" in statements:  # the turn and the messages in one statement (MariaDB/MySQL)
+        found = session.run("queue_take", now=now, limit=limit, **named(name, project)).rows
+        turn = found[0] if found else None
+    else:
+        found, turn = [], session.run("queue_turn", now=now, **named(name, project)).first()
     if turn is None:
         return None
-    queue = promote(session, QueueRow.of(turn), now)
-    if turn[4]:
+    queue = QueueRow.of(turn)
+    lapsed = bool(turn[4])
+    if found and not (lapsed or queue.due(now)):
+        return queue, rows_of(found, 5)
+    queue = promote(session, queue, now)
+    if lapsed:
         session.run("lapsed_claims_clear", queue_id=queue.id, now=now)
     chosen = session.run("eligible_lock", queue_id=queue.id, now=now, limit=limit).rows
     return queue, [row_of(record) for record in chosen]
@@ -171,7 +176,7 @@ class SQLMessages(MessageBase):
                     "visible_at": message.visible_at,
                 }
             )
-        session.many("message_insert", rows)
+        session.insert("message_insert", rows)
         return Posted(queue.id, numbers)
 
     # -- reads ---------------------------------------------------------------------------------------------------
@@ -194,17 +199,20 @@ class SQLMessages(MessageBase):
             **named(request.queue, request.project),
         }
         found = database.read(statement, **params).rows
-        if found and due(found[0][2], request.now):
+        queue = next((record for record in found if record[0] is not None), None)
+        if queue is not None and due(queue[2], request.now):
 
             def promote_then_read(session: Session) -> list[tuple[Any, ...]]:
                 promoted(session, request.queue, request.project, request.now)
                 return session.run(statement, **params).rows
 
             found = database.transaction(promote_then_read)
-        if not found:
+            queue = next((record for record in found if record[0] is not None), None)
+        if queue is None:
             return None
         # The counter came from the same statement as the page: every position up to it was visible to it.
-        return Listed(int(found[0][0]), by_position(rows_of(found, 3)), int(found[0][1]))
+        page = by_position(rows_of(found, 3))[: request.limit]
+        return Listed(int(queue[0]), page, int(queue[1]))
 
     # -- deletes -------------------------------------------------------------------------------------------------
 
@@ -243,8 +251,8 @@ class SQLMessages(MessageBase):
     def _pop(self, queue: str, project: Project, limit: int, now: float) -> Rows | None:
         database = self.driver.database
         if database.kind == "postgresql":
-            popped = take_side_by_side(database, "pop_take", {"now": now, "limit": limit, **named(queue, project)})
-            if not isinstance(popped, Promote):
+            popped = take_side_by_side(database, "pop", {"now": now, "limit": limit, **named(queue, project)})
+            if not isinstance(popped, Locking):
                 return popped
 
         def pop_under_lock(session: Session) -> Rows | None:

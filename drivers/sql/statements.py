@@ -13,7 +13,7 @@ once); ``:name`` marks a bound parameter, never text spliced in. Preparing a sta
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -22,6 +22,7 @@ _SECTION = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _IN_LIST = re.compile(r"\bIN \(:([A-Za-z_]\w*)\)")
 _FOR_UPDATE = re.compile(r"\s+FOR UPDATE\b")
+_VALUES = re.compile(r"\bVALUES \((?P<row>[^()]*)\)\s*$")
 
 
 def parse(text: str) -> dict[str, str]:
@@ -50,7 +51,20 @@ class Statement:
     raw: str  # with :name parameters
     pyformat: bool
     lists: frozenset[str]  # parameters that take a list, expanded one per item
-    _texts: dict[tuple[int, ...], str] = field(default_factory=dict, repr=False)
+    _texts: dict[tuple[Any, ...], str] = field(default_factory=dict, repr=False)
+
+    def rows(self, rows: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any]]:
+        """An ``INSERT ... VALUES (...)`` for all of ``rows`` at once: one statement, one VALUES group per row."""
+        key = ("rows", len(rows))
+        text = self._texts.get(key)
+        if text is None:
+            match = _VALUES.search(self.raw)
+            assert match is not None, f"{self.name}: only a statement ending in one VALUES group takes rows"
+            groups = ", ".join("(" + _PARAMETER.sub(rf":\1_{index}", match["row"]) + ")" for index in range(len(rows)))
+            sql = self.raw[: match.start("row") - 1] + groups
+            text = self._texts[key] = _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%")) if self.pyformat else sql
+        flat = {f"{name}_{index}": value for index, row in enumerate(rows) for name, value in row.items()}
+        return text, flat
 
     def render(self, params: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
         lengths = tuple(len(params[name]) for name in sorted(self.lists))

@@ -1,5 +1,7 @@
 -- Statements every SQL backend runs as written; a backend's own file overrides any of them by name.
--- Tables: {queues} {messages} {claims}; indexes: {free} (eligible messages by position). Parameters: :name.
+-- Tables: {queues} {messages} {claims}; {free} is the index of messages no claim holds, by position; {free_hint}
+-- and {lapsed_hint} pin a scan to it and to the index by claim end where a planner would pick the position index
+-- and walk the whole queue. Parameters: :name.
 -- "The queue" is always (project, name); its id (incarnation) comes from a subquery, so no statement needs a
 -- separate look-up first, and a statement on a missing queue simply finds nothing.
 
@@ -66,48 +68,34 @@ WHERE q.project = :project AND q.name = :name
 INSERT INTO {messages} (queue_id, number, position, client, body, created, expires, visible_at)
 VALUES (:queue_id, :number, :position, :client, :body, :created, :expires, :visible_at)
 
--- A page: the queue row (its counter read in the same statement as the page), then the page's messages, in no
--- particular order (the caller sorts them by position). The page is chosen by keys alone and its messages joined
--- back by primary key: no temporary table ever holds a body (MariaDB would put it on disk).
+-- A page, in one statement (one snapshot): the queue's row (incarnation, position counter, next due time; its
+-- other columns NULL), then the page's messages (the queue's columns NULL), in no particular order: the caller
+-- tells them apart and sorts the messages by position. No derived table holds a body (MariaDB would put it on disk).
 -- name: page
-SELECT q.id, q.last_position, q.next_due,
-       m.number, m.body, m.created, m.expires, m.claim_id, m.claim_expires, m.position
-FROM {queues} q
-LEFT JOIN (
-    SELECT number FROM {messages}
-    WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-      AND position > :after AND expires > :now AND client <> :hide
-    ORDER BY position LIMIT :limit
-) page ON 1 = 1
-LEFT JOIN {messages} m ON m.queue_id = q.id AND m.number = page.number
-WHERE q.project = :project AND q.name = :name
+(SELECT id, last_position, next_due, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+ FROM {queues} WHERE project = :project AND name = :name)
+UNION ALL
+(SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages}
+ WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+   AND position > :after AND expires > :now AND client <> :hide
+ ORDER BY position LIMIT :limit)
 
--- A page without claimed messages: the never-claimed ones by the {free} index, and those whose claim has
--- ended but is not yet cleared (few: claims and gc clear them), merged; claimed ones are never walked.
+-- A page without claimed messages: the never-claimed ones off the {free} index, and those whose claim has ended
+-- but is not yet cleared (few: claims and gc clear them); the caller keeps the first by position. Claimed
+-- messages are never walked.
 -- name: page_unclaimed
-SELECT q.id, q.last_position, q.next_due,
-       m.number, m.body, m.created, m.expires, m.claim_id, m.claim_expires, m.position
-FROM {queues} q
-LEFT JOIN (
-    SELECT number FROM (
-        SELECT * FROM (
-            SELECT number, position FROM {messages} {free_hint}
-            WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-              AND claim_expires IS NULL AND position > :after AND expires > :now AND client <> :hide
-            ORDER BY position LIMIT :limit
-        ) free
-        UNION ALL
-        SELECT * FROM (
-            SELECT number, position FROM {messages}
-            WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-              AND claim_expires <= :now AND position > :after AND expires > :now AND client <> :hide
-            ORDER BY position LIMIT :limit
-        ) lapsed
-        ORDER BY position LIMIT :limit
-    ) eligible
-) page ON 1 = 1
-LEFT JOIN {messages} m ON m.queue_id = q.id AND m.number = page.number
-WHERE q.project = :project AND q.name = :name
+(SELECT id, last_position, next_due, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+ FROM {queues} WHERE project = :project AND name = :name)
+UNION ALL
+(SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
+ WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+   AND claim_expires IS NULL AND position > :after AND expires > :now AND client <> :hide
+ ORDER BY position LIMIT :limit)
+UNION ALL
+(SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {lapsed_hint}
+ WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+   AND claim_expires <= :now AND position > :after AND expires > :now AND client <> :hide
+ ORDER BY position LIMIT :limit)
 
 -- name: messages_by_number
 SELECT q.id, q.next_due,

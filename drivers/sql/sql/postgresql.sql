@@ -1,4 +1,4 @@
--- PostgreSQL: each write is one statement, or a few sent together in one pipelined transaction.
+-- PostgreSQL: each hot write is one statement (sent with its BEGIN and COMMIT in one pipelined round trip).
 -- Locking reads see the statement's snapshot, so claims run side by side with SKIP LOCKED.
 
 -- A post in one statement: lock and advance the queue's counters (the row lock is held until commit, so
@@ -22,47 +22,48 @@ WITH queue AS (
 )
 SELECT id, last_number FROM queue
 
--- Claims and pops: lapsed claims cleared, then the oldest eligible messages taken past those other claims
--- hold right now, all in one round trip (a pipelined transaction). Nothing is taken while a promotion is due.
--- The chosen rows are materialised once: a locking subquery joined to the UPDATE could be scanned again for
--- each row and choose more than its limit.
--- name: lapsed_claims_clear_named
-UPDATE {messages} SET claim_id = NULL, claim_expires = NULL
-WHERE claim_expires <= :now
-  AND queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name
-                  AND (next_due IS NULL OR next_due > :now))
-
--- name: claim_take
-WITH chosen AS MATERIALIZED (
+-- Claims and pops, one statement each: the oldest eligible messages, taken past those other claims hold right
+-- now (SKIP LOCKED), off the index of messages no claim holds. It takes nothing, and says why, when a claim has
+-- lapsed in the queue (its messages must first be freed: they may be older) or a delayed message is due (it
+-- must first take its position); the caller then takes the locking path. The chosen rows are materialised once:
+-- a locking subquery joined to the UPDATE could be scanned again for each row and choose more than its limit.
+-- name: claim
+WITH queue AS (
+    SELECT id, next_due, EXISTS (SELECT 1 FROM {messages} WHERE queue_id = q.id AND claim_expires <= :now) AS lapsed
+    FROM {queues} q WHERE project = :project AND name = :name
+), chosen AS MATERIALIZED (
     SELECT queue_id, number FROM {messages}
-    WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name
-                      AND (next_due IS NULL OR next_due > :now))
+    WHERE queue_id = (SELECT id FROM queue WHERE NOT lapsed AND (next_due IS NULL OR next_due > :now))
       AND claim_expires IS NULL AND position > 0 AND expires > :now
     ORDER BY position LIMIT :limit FOR UPDATE SKIP LOCKED
+), taken AS (
+    UPDATE {messages} m
+    SET claim_id = :claim_id, claim_expires = :expires, expires = GREATEST(m.expires, :floor)
+    FROM chosen
+    WHERE m.queue_id = chosen.queue_id AND m.number = chosen.number
+    RETURNING m.number, m.body, m.created, m.expires, m.claim_id, m.claim_expires, m.position
+), recorded AS (
+    INSERT INTO {claims} (id, queue_id, ttl, created, expires)
+    SELECT :claim_id, id, :ttl, :now, :expires FROM queue WHERE EXISTS (SELECT 1 FROM taken)
 )
-UPDATE {messages} m
-SET claim_id = :claim_id, claim_expires = :expires, expires = GREATEST(m.expires, :floor)
-FROM chosen
-WHERE m.queue_id = chosen.queue_id AND m.number = chosen.number
-RETURNING m.number, m.body, m.created, m.expires, m.claim_id, m.claim_expires, m.position
+SELECT queue.id, queue.next_due, queue.lapsed, taken.* FROM queue LEFT JOIN taken ON true
 
--- name: claim_record
-INSERT INTO {claims} (id, queue_id, ttl, created, expires)
-SELECT :claim_id, id, :ttl, :now, :expires FROM {queues}
-WHERE project = :project AND name = :name AND EXISTS (SELECT 1 FROM {messages} WHERE claim_id = :claim_id)
-
--- name: pop_take
-WITH chosen AS MATERIALIZED (
+-- name: pop
+WITH queue AS (
+    SELECT id, next_due, EXISTS (SELECT 1 FROM {messages} WHERE queue_id = q.id AND claim_expires <= :now) AS lapsed
+    FROM {queues} q WHERE project = :project AND name = :name
+), chosen AS MATERIALIZED (
     SELECT queue_id, number FROM {messages}
-    WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name
-                      AND (next_due IS NULL OR next_due > :now))
+    WHERE queue_id = (SELECT id FROM queue WHERE NOT lapsed AND (next_due IS NULL OR next_due > :now))
       AND claim_expires IS NULL AND position > 0 AND expires > :now
     ORDER BY position LIMIT :limit FOR UPDATE SKIP LOCKED
+), taken AS (
+    DELETE FROM {messages} m
+    USING chosen
+    WHERE m.queue_id = chosen.queue_id AND m.number = chosen.number
+    RETURNING m.number, m.body, m.created, m.expires, m.claim_id, m.claim_expires, m.position
 )
-DELETE FROM {messages} m
-USING chosen
-WHERE m.queue_id = chosen.queue_id AND m.number = chosen.number
-RETURNING m.number, m.body, m.created, m.expires, m.claim_id, m.claim_expires, m.position
+SELECT queue.id, queue.next_due, queue.lapsed, taken.* FROM queue LEFT JOIN taken ON true
 
 -- name: eligible_lock
 SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages}

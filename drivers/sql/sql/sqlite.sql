@@ -8,3 +8,33 @@ SET last_position = last_position + :visible, last_number = last_number + :count
                     WHEN next_due IS NULL OR next_due > :first_due THEN :first_due ELSE next_due END
 WHERE project = :project AND name = :name AND (next_due IS NULL OR next_due > :now)
 RETURNING id, last_position, last_number
+
+-- The pages of common.sql, with each ordered part a subquery: SQLite takes no ORDER BY inside a compound SELECT.
+-- name: page
+SELECT id, last_position, next_due, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM {queues} WHERE project = :project AND name = :name
+UNION ALL
+SELECT * FROM (
+    SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages}
+    WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+      AND position > :after AND expires > :now AND client <> :hide
+    ORDER BY position LIMIT :limit
+)
+
+-- name: page_unclaimed
+SELECT id, last_position, next_due, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM {queues} WHERE project = :project AND name = :name
+UNION ALL
+SELECT * FROM (
+    SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
+    WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+      AND claim_expires IS NULL AND position > :after AND expires > :now AND client <> :hide
+    ORDER BY position LIMIT :limit
+)
+UNION ALL
+SELECT * FROM (
+    SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {lapsed_hint}
+    WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
+      AND claim_expires <= :now AND position > :after AND expires > :now AND client <> :hide
+    ORDER BY position LIMIT :limit
+)

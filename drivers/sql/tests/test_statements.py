@@ -28,20 +28,21 @@ CLIENT = str(uuid.uuid4())
 
 #: post of 10 messages. PostgreSQL: one statement (advance the counters, insert the batch numbered from them).
 #: SQLite: advance with UPDATE ... RETURNING, one INSERT of the batch. MariaDB/MySQL: lock the queue row, advance,
-#: one multi-row INSERT.
-POST_10 = {"sqlite": (2, 4), "postgresql": (1, 1), "mysql": (3, 5)}
+#: one multi-row INSERT (no BEGIN: the first statement of a transaction begins it).
+POST_10 = {"sqlite": (2, 4), "postgresql": (1, 1), "mysql": (3, 4)}
 #: one page: the queue's counter and the page in one statement, outside any transaction.
 LIST_PAGE = {"sqlite": (1, 1), "postgresql": (1, 1), "mysql": (1, 1)}
-#: claim of 10. PostgreSQL: clear lapsed claims, take the messages, record the claim, read the queue's state, in one
-#: pipelined transaction. Elsewhere: take the queue's turn, lock the eligible messages, mark them, record the claim.
-CLAIM_10 = {"sqlite": (4, 6), "postgresql": (4, 1), "mysql": (4, 6)}
+#: claim of 10. PostgreSQL: one statement (take the oldest eligible past what others hold, record the claim).
+#: SQLite: take the queue's turn, lock the eligible messages, mark them, record the claim. MariaDB/MySQL: the turn
+#: and the messages in one locking read, mark them, record the claim (no BEGIN: the first statement begins).
+CLAIM_10 = {"sqlite": (4, 6), "postgresql": (1, 1), "mysql": (3, 4)}
 #: delete of a message, unclaimed or with its claim: one DELETE that checks queue and claim in its WHERE clause.
 DELETE = {"sqlite": (1, 1), "postgresql": (1, 1), "mysql": (1, 1)}
 #: deletion of a claim's 10 messages in one call.
 BULK_DELETE = {"sqlite": (1, 1), "postgresql": (1, 1), "mysql": (1, 1)}
-#: pop of 10. PostgreSQL: clear lapsed claims, take, read the queue's state, pipelined. Elsewhere: the queue's turn,
-#: lock the eligible messages, delete them.
-POP_10 = {"sqlite": (3, 5), "postgresql": (3, 1), "mysql": (3, 5)}
+#: pop of 10. PostgreSQL: one statement. SQLite: the queue's turn, lock the eligible messages, delete them.
+#: MariaDB/MySQL: the turn and the messages in one locking read, then delete them.
+POP_10 = {"sqlite": (3, 5), "postgresql": (1, 1), "mysql": (2, 3)}
 
 
 @contextmanager
