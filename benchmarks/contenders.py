@@ -159,10 +159,10 @@ class DriverClient(Client):
     def __init__(self, target: str, prefix: str, driver_class: str | None = None, **options: Any) -> None:
         super().__init__(target, prefix)
         self.driver = open_driver(target, prefix, driver_class)
-        engine = getattr(self.driver, "engine", None)  # the SQL driver's SQLAlchemy engine
-        if engine is not None:
+        engines = getattr(self.driver, "engines", None)  # the SQL driver's SQLAlchemy engines
+        for engine in engines or ():
             self.round_trips.attach_engine(engine)
-        else:
+        if not engines:
             self.counts_round_trips = False
         self.multiprocess_store = "multiprocess" in self.driver.capabilities
 

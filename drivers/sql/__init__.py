@@ -100,6 +100,11 @@ class SQLDriver(DriverBase):
         return self.database.engine
 
     @property
+    def engines(self) -> list[sa.Engine]:
+        """Every engine whose pool the driver takes connections from (MariaDB/MySQL: a second, for transactions)."""
+        return self.database.engines
+
+    @property
     def capabilities(self) -> frozenset[str]:
         if self._memory:
             return self.CAPABILITIES - {Capability.DURABLE, Capability.MULTIPROCESS}

@@ -167,6 +167,10 @@ class Database:
         finally:
             cursor.close()
 
+    @property
+    def engines(self) -> list[Engine]:
+        return [self.engine] if self._transactional is None else [self.engine, self._transactional]
+
     def listen(self, observer: Observer, *, pauses: bool = False) -> None:
         """Call ``observer`` around every statement sessions send (tests and benchmarks count them). One that
         ``pauses`` (blocks a call between two statements) makes pipelines send their statements one at a time."""
