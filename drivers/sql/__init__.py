@@ -73,6 +73,7 @@ class SQLDriver(DriverBase):
             "claims": self.tables.claims.name,
             "free": self.tables.free,
             "free_hint": hint.format(self.tables.free),
+            "free_position": schema.FREE_POSITION.get(kind, "position"),
             "lapsed_hint": hint.format(by_claim_end),
             "prefix": self.tables.prefix,
         }

@@ -56,14 +56,20 @@ def table_prefix(value: object, field: str = "table_prefix") -> str:
     return value
 
 
+#: How the index of messages no claim holds orders them, by backend: PostgreSQL, which has no index hints, orders
+#: it by an expression that no other index serves, so no plan can walk claimed messages instead.
+FREE_POSITION = {"postgresql": "(position + 0)"}
+
+
 def free_index(prefix: str, kind: str) -> sa.Index:
     """Messages no claim holds, by queue and position, so claims and unclaimed pages never walk claimed rows:
     a partial index where the backend has them, else one whose middle column is NULL for exactly those."""
-    name = f"{prefix}messages_free"
+    name = f"{prefix}messages_unclaimed"
     if kind == "mysql":
         return sa.Index(name, "queue_id", "claim_expires", "position")
     unclaimed = sa.text("claim_expires IS NULL")
-    return sa.Index(name, "queue_id", "position", postgresql_where=unclaimed, sqlite_where=unclaimed)
+    position = sa.text(FREE_POSITION.get(kind, "position"))
+    return sa.Index(name, "queue_id", position, postgresql_where=unclaimed, sqlite_where=unclaimed)
 
 
 class Tables:
@@ -118,7 +124,7 @@ class Tables:
             free_index(prefix, kind),
             **options,
         )
-        self.free = f"{prefix}messages_free"
+        self.free = f"{prefix}messages_unclaimed"
         self.claims = sa.Table(
             f"{prefix}claims",
             self.metadata,
@@ -133,16 +139,26 @@ class Tables:
         )
 
 
-def missing(connection: sa.Connection, tables: Tables) -> list[ExecutableDDLElement]:
-    """The DDL for whatever of the schema is not there yet, found by reading the catalog (which locks nothing)."""
+#: Indexes earlier versions of the driver made and this one replaced: dropped where found.
+RETIRED_INDEXES = ("messages_free",)
+
+
+def missing(connection: sa.Connection, tables: Tables) -> list[ExecutableDDLElement | sa.TextClause]:
+    """The DDL for whatever of the schema is not there yet (and for retired indexes to go), found by reading the
+    catalog (which locks nothing)."""
     inspector = sa.inspect(connection)
     existing = set(inspector.get_table_names())
-    statements: list[ExecutableDDLElement] = []
+    statements: list[ExecutableDDLElement | sa.TextClause] = []
     for table in tables.metadata.sorted_tables:
         indexes = sorted(table.indexes, key=lambda index: str(index.name))
         if table.name in existing:
             present = {index["name"] for index in inspector.get_indexes(table.name)}
             indexes = [index for index in indexes if index.name not in present]
+            for retired in RETIRED_INDEXES:
+                name = f"{tables.prefix}{retired}"  # our prefix and name: identifiers, checked
+                if name in present:
+                    on = f" ON {table.name}" if connection.dialect.name in _MYSQL else ""
+                    statements.append(sa.text(f"DROP INDEX {name}{on}"))
         else:
             statements.append(CreateTable(table, if_not_exists=True))
         statements.extend(CreateIndex(index, if_not_exists=True) for index in indexes)

@@ -1,7 +1,8 @@
 -- Statements every SQL backend runs as written; a backend's own file overrides any of them by name.
--- Tables: {queues} {messages} {claims}; {free} is the index of messages no claim holds, by position; {free_hint}
--- and {lapsed_hint} pin a scan to it and to the index by claim end where a planner would pick the position index
--- and walk the whole queue. Parameters: :name.
+-- Tables: {queues} {messages} {claims}; {free} is the index of messages no claim holds, by {free_position} (the
+-- position; on PostgreSQL, which has no index hints, an expression only that index serves); {free_hint} and
+-- {lapsed_hint} pin a scan to it and to the index by claim end where a planner could pick the position index and
+-- walk every claimed message at the head of the queue. Parameters: :name.
 -- "The queue" is always (project, name); its id (incarnation) comes from a subquery, so no statement needs a
 -- separate look-up first, and a statement on a missing queue simply finds nothing.
 
@@ -89,8 +90,8 @@ UNION ALL
 UNION ALL
 (SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
  WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-   AND claim_expires IS NULL AND position > :after AND expires > :now AND client <> :hide
- ORDER BY position LIMIT :limit)
+   AND claim_expires IS NULL AND {free_position} > :after AND expires > :now AND client <> :hide
+ ORDER BY {free_position} LIMIT :limit)
 UNION ALL
 (SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {lapsed_hint}
  WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
@@ -160,8 +161,8 @@ WHERE queue_id = :queue_id AND claim_expires <= :now
 
 -- name: eligible_lock
 SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
-WHERE queue_id = :queue_id AND claim_expires IS NULL AND position > 0 AND expires > :now
-ORDER BY position LIMIT :limit FOR UPDATE
+WHERE queue_id = :queue_id AND claim_expires IS NULL AND {free_position} > 0 AND expires > :now
+ORDER BY {free_position} LIMIT :limit FOR UPDATE
 
 -- name: messages_take
 UPDATE {messages} SET claim_id = :claim_id, claim_expires = :expires,

@@ -34,8 +34,8 @@ WITH queue AS (
 ), chosen AS MATERIALIZED (
     SELECT queue_id, number FROM {messages}
     WHERE queue_id = (SELECT id FROM queue WHERE NOT lapsed AND (next_due IS NULL OR next_due > :now))
-      AND claim_expires IS NULL AND position > 0 AND expires > :now
-    ORDER BY position LIMIT :limit FOR UPDATE SKIP LOCKED
+      AND claim_expires IS NULL AND {free_position} > 0 AND expires > :now
+    ORDER BY {free_position} LIMIT :limit FOR UPDATE SKIP LOCKED
 ), taken AS (
     UPDATE {messages} m
     SET claim_id = :claim_id, claim_expires = :expires, expires = GREATEST(m.expires, :floor)
@@ -55,8 +55,8 @@ WITH queue AS (
 ), chosen AS MATERIALIZED (
     SELECT queue_id, number FROM {messages}
     WHERE queue_id = (SELECT id FROM queue WHERE NOT lapsed AND (next_due IS NULL OR next_due > :now))
-      AND claim_expires IS NULL AND position > 0 AND expires > :now
-    ORDER BY position LIMIT :limit FOR UPDATE SKIP LOCKED
+      AND claim_expires IS NULL AND {free_position} > 0 AND expires > :now
+    ORDER BY {free_position} LIMIT :limit FOR UPDATE SKIP LOCKED
 ), taken AS (
     DELETE FROM {messages} m
     USING chosen
@@ -67,8 +67,8 @@ SELECT queue.id, queue.next_due, queue.lapsed, taken.* FROM queue LEFT JOIN take
 
 -- name: eligible_lock
 SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages}
-WHERE queue_id = :queue_id AND claim_expires IS NULL AND position > 0 AND expires > :now
-ORDER BY position LIMIT :limit FOR UPDATE SKIP LOCKED
+WHERE queue_id = :queue_id AND claim_expires IS NULL AND {free_position} > 0 AND expires > :now
+ORDER BY {free_position} LIMIT :limit FOR UPDATE SKIP LOCKED
 
 -- Renewal and release, each one statement: the claim row and its messages change together.
 -- name: claim_update

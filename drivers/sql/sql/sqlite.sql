@@ -28,8 +28,8 @@ UNION ALL
 SELECT * FROM (
     SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
     WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-      AND claim_expires IS NULL AND position > :after AND expires > :now AND client <> :hide
-    ORDER BY position LIMIT :limit
+      AND claim_expires IS NULL AND {free_position} > :after AND expires > :now AND client <> :hide
+    ORDER BY {free_position} LIMIT :limit
 )
 UNION ALL
 SELECT * FROM (
