@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from marconi.storage import DriverBase, load
 from marconi.storage.loading import scheme_of
+from marconi.storage.tokens import encode_pair
 
 from .roundtrips import RoundTrips
 
@@ -60,6 +61,13 @@ FILLER = "fill"
 
 def fill_body(seq: int, size: int) -> dict[str, Any]:
     return body(FILLER, seq, size)
+
+
+def page_marker(incarnation: int, start: int, limit: int, positions: builtins.list[int], last_position: int) -> str:
+    """The marker after a page read from position ``start``, as the driver's core makes it: the page's last
+    position when the page is full; else the queue's last position (a short page examined everything up to it)."""
+    end = positions[-1] if len(positions) == limit else max(start, last_position, *positions)
+    return encode_pair(incarnation, end)
 
 
 def encode(body: Any) -> str:
@@ -256,7 +264,10 @@ CONTENDERS: dict[str, tuple[Entry, ...]] = {
         Entry("peer", "pgmq", "marconi_benchmarks.peers.pgmq:PGMQ"),
     ),
     "mysql": (SQL_DRIVER, Entry("floor", "pymysql", "marconi_benchmarks.floors.mysql:MySQLFloor")),
-    "redis": (Entry("driver", "", "marconi_benchmarks.redis_client:RedisDriverClient"),),
+    "redis": (
+        Entry("driver", "", "marconi_benchmarks.redis_client:RedisDriverClient"),
+        Entry("floor", "redis-py", "marconi_benchmarks.floors.redis:RedisFloor"),
+    ),
 }
 
 #: How the table shows each backend.

@@ -19,3 +19,18 @@ def bench_uris(request: pytest.FixtureRequest, tmp_path) -> list[str]:
         seen.add(kind)
         uris.append(f"sqlite:///{tmp_path}/bench.db" if kind == "sqlite" else uri)
     return uris
+
+
+def uri_for(request: pytest.FixtureRequest, backend: str) -> str:
+    """The URI under test for ``backend``; the test is skipped, saying why, when the run names none."""
+    from marconi_benchmarks.contenders import backend_of
+
+    for uri in driver_uris(request.config):
+        if backend_of(uri) == backend:
+            return uri
+    pytest.skip(f"no {backend} URI under test (--marconi-uri)")
+
+
+@pytest.fixture
+def redis_uri(request: pytest.FixtureRequest) -> str:
+    return uri_for(request, "redis")
