@@ -28,10 +28,14 @@ endif
 
 .PHONY: run test lint install clean $(PARTS:%=test-%)
 
-$(BIN)/.installed: setup.cfg pyproject.toml
+# Zaqar's own Redis driver (Redis's peer in the benchmark) gets a virtualenv of its own, once per machine, in
+# ~/.cache/marconi-bench (or $MARCONI_ZAQAR_VENV), from benchmarks/peers/zaqar-requirements.txt: the benchmark's
+# tests then need no network.
+$(BIN)/.installed: setup.cfg pyproject.toml benchmarks/peers/zaqar-requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --editable '.[all,testing,dev,bench]'
+	$(BIN)/python -m marconi_benchmarks.peers.zaqar
 	touch $@
 
 install: $(BIN)/.installed

@@ -267,6 +267,7 @@ CONTENDERS: dict[str, tuple[Entry, ...]] = {
     "redis": (
         Entry("driver", "", "marconi_benchmarks.redis_client:RedisDriverClient"),
         Entry("floor", "redis-py", "marconi_benchmarks.floors.redis:RedisFloor"),
+        Entry("peer", "zaqar", "marconi_benchmarks.peers.zaqar:ZaqarPeer"),
     ),
 }
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from marconi_benchmarks import report
 from marconi_benchmarks.cli import bench
 from marconi_benchmarks.contenders import backend_of
+from marconi_benchmarks.peers.zaqar import project_of
 from marconi_benchmarks.workloads import catalogue
 
 TINY = """
@@ -115,6 +116,9 @@ def test_the_whole_harness_on_a_tiny_workload(bench_uris, tmp_path):
             assert floor["facts"]["commit_ms"] > 0
     if "postgresql" in backends:
         assert any(c["name"] == "pgmq" for c in data["contenders"]), "pgmq is PostgreSQL's peer"
+    if "redis" in backends:
+        zaqar = next(c for c in data["contenders"] if c["name"] == "zaqar")
+        assert zaqar["role"] == "peer" and zaqar["facts"]["zaqar"] == "23.0.1" and zaqar["facts"]["ipc_us"] > 0
 
     # Every contender ran every workload it can, twice, alternating, and every run passed the history check.
     runs = data["runs"]
@@ -168,5 +172,8 @@ def test_the_whole_harness_on_a_tiny_workload(bench_uris, tmp_path):
             client = redis.Redis.from_url(uri)
             try:
                 assert list(client.scan_iter(match=f"{prefix}:*")) == []
+                assert list(client.scan_iter(match=f"{project_of(prefix)}.*")) == []  # Zaqar's
+                indexed = client.zrange("msgset_index", 0, -1)  # Zaqar's index of every queue's message set
+                assert not [key for key in indexed if isinstance(key, bytes) and key.startswith(prefix.encode())]
             finally:
                 client.close()
