@@ -95,6 +95,8 @@ class Client(abc.ABC):
         self.prefix = prefix
         self.round_trips = RoundTrips()
         self.counts_round_trips = True
+        #: Counts a client keeps of events beyond round trips (a post's conflicts, say), over its whole life.
+        self.tallies: dict[str, int] = {}
 
     # -- once per run, in the orchestrating process ---------------------------------------------------------------
 
@@ -162,11 +164,12 @@ class Client(abc.ABC):
 
 
 class DriverClient(Client):
-    """A marconi driver, loaded by URI (or, with ``driver_class="module:Class"``, that class on the URI)."""
+    """A marconi driver, loaded by URI (or, with ``driver_class="module:Class"``, that class on the URI); other
+    options are the driver's."""
 
     def __init__(self, target: str, prefix: str, driver_class: str | None = None, **options: Any) -> None:
         super().__init__(target, prefix)
-        self.driver = open_driver(target, prefix, driver_class)
+        self.driver = open_driver(target, prefix, driver_class, **options)
         engines = getattr(self.driver, "engines", None)  # the SQL driver's SQLAlchemy engines
         for engine in engines or ():
             self.round_trips.attach_engine(engine)
@@ -217,14 +220,14 @@ class DriverClient(Client):
         self.driver.close()
 
 
-def open_driver(target: str, prefix: str, driver_class: str | None = None) -> DriverBase:
+def open_driver(target: str, prefix: str, driver_class: str | None = None, **options: Any) -> DriverBase:
     """The driver for ``target``, its tables (where it has any) named with ``prefix``."""
     if driver_class is not None:
         cls: type[DriverBase] = resolve(driver_class)
-        return cls(target, **_prefix_option(cls, prefix))
+        return cls(target, **_prefix_option(cls, prefix), **options)
     from marconi.storage.loading import driver_class as installed
 
-    return load(target, **_prefix_option(installed(scheme_of(target)), prefix))
+    return load(target, **_prefix_option(installed(scheme_of(target)), prefix), **options)
 
 
 def _prefix_option(cls: type[DriverBase], prefix: str) -> dict[str, Any]:
@@ -269,6 +272,10 @@ CONTENDERS: dict[str, tuple[Entry, ...]] = {
         Entry("floor", "redis-py", "marconi_benchmarks.floors.redis:RedisFloor"),
         Entry("peer", "zaqar", "marconi_benchmarks.peers.zaqar:ZaqarPeer"),
     ),
+    "mongodb": (
+        Entry("driver", "", "marconi_benchmarks.mongodb_client:MongoDriverClient"),
+        Entry("floor", "pymongo", "marconi_benchmarks.floors.mongodb:MongoFloor"),
+    ),
 }
 
 #: How the table shows each backend.
@@ -278,13 +285,15 @@ BACKEND_NAMES = {
     "postgresql": "PostgreSQL",
     "mysql": "MariaDB",
     "redis": "Redis",
+    "mongodb": "MongoDB",
 }
 
 
 def backend_of(uri: str) -> str:
-    """The backend a URI names: ``mysql`` for MySQL and MariaDB alike, the scheme for any other."""
+    """The backend a URI names: ``mysql`` for MySQL and MariaDB alike, ``mongodb`` for both MongoDB schemes, the
+    scheme for any other."""
     scheme = scheme_of(uri)
-    return "mysql" if scheme in ("mysql", "mariadb") else scheme
+    return {"mariadb": "mysql", "mongodb+srv": "mongodb"}.get(scheme, scheme)
 
 
 @dataclass(frozen=True)
