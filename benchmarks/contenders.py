@@ -101,6 +101,11 @@ class Client(abc.ABC):
     # -- once per run, in the orchestrating process ---------------------------------------------------------------
 
     @classmethod
+    def configure(cls, target: str) -> dict[str, Any]:
+        """Options every client of this contender in the run gets (a port chosen for its server, say)."""
+        return {}
+
+    @classmethod
     def prepare(cls, target: str, prefix: str, **options: Any) -> dict[str, Any]:
         """Create what the run needs on the backend (schema, extension); returns facts for the report."""
         return {}
@@ -276,6 +281,11 @@ CONTENDERS: dict[str, tuple[Entry, ...]] = {
         Entry("driver", "", "marconi_benchmarks.mongodb_client:MongoDriverClient"),
         Entry("floor", "pymongo", "marconi_benchmarks.floors.mongodb:MongoFloor"),
     ),
+    # ``http+<driver URI>``: the driver through ``marconi serve``, against the same driver called directly.
+    "http": (
+        Entry("driver", "http", "marconi_benchmarks.http_client:HTTPClient"),
+        Entry("floor", "direct", "marconi_benchmarks.http_client:Direct"),
+    ),
 }
 
 #: How the table shows each backend.
@@ -290,10 +300,19 @@ BACKEND_NAMES = {
 
 
 def backend_of(uri: str) -> str:
-    """The backend a URI names: ``mysql`` for MySQL and MariaDB alike, ``mongodb`` for both MongoDB schemes, the
-    scheme for any other."""
+    """The backend a URI names: ``mysql`` for MySQL and MariaDB alike, ``mongodb`` for both MongoDB schemes,
+    ``http+<backend>`` for a driver URI behind ``http+``, the scheme for any other."""
+    if isinstance(uri, str) and uri.startswith("http+"):
+        return "http+" + backend_of(uri.removeprefix("http+"))
     scheme = scheme_of(uri)
     return {"mariadb": "mysql", "mongodb+srv": "mongodb"}.get(scheme, scheme)
+
+
+def backend_name(backend: str) -> str:
+    """How the table shows a backend: ``HTTP/SQLite`` for SQLite served over HTTP."""
+    if backend.startswith("http+"):
+        return "HTTP/" + backend_name(backend.removeprefix("http+"))
+    return BACKEND_NAMES.get(backend, backend)
 
 
 @dataclass(frozen=True)
@@ -310,7 +329,7 @@ class Contender:
 
     @property
     def label(self) -> str:
-        return f"{self.name}@{BACKEND_NAMES.get(self.backend, self.backend)}"
+        return f"{self.name}@{backend_name(self.backend)}"
 
     @property
     def client_class(self) -> type[Client]:
@@ -327,11 +346,12 @@ def contenders_for(
     """The contenders measured on the backend at ``uri`` (only those of the given roles)."""
     backend = backend_of(uri)
     found = []
-    for entry in CONTENDERS.get(backend, (DRIVER,)):
+    for entry in CONTENDERS.get("http" if backend.startswith("http+") else backend, (DRIVER,)):
         if entry.role not in roles:
             continue
         name = entry.name or _driver_name(uri)
-        found.append(Contender(name, entry.role, backend, entry.client, uri, prefix, dict(entry.options)))
+        options = {**entry.options, **resolve(entry.client).configure(uri)}
+        found.append(Contender(name, entry.role, backend, entry.client, uri, prefix, options))
     return found
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .contenders import BACKEND_NAMES, Contender
+from .contenders import Contender, backend_name
 from .runner import Results, Summary, summarise
 
 #: Ratios above this are cut off in the chart (and labelled with their value).
@@ -74,7 +74,7 @@ def rows(results: Results) -> list[Row]:
             found.append(
                 Row(
                     workload.name,
-                    BACKEND_NAMES.get(backend, backend),
+                    backend_name(backend),
                     picked.get("driver"),
                     picked.get("floor"),
                     picked.get("peer"),
