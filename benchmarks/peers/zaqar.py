@@ -185,13 +185,13 @@ class ZaqarPeer(Client):
         return [Item(*pair) for pair in self.request("pop", queue, limit)]
 
     def facts(self) -> dict[str, Any]:
-        """The median cost of one request between the processes, in microseconds."""
+        """The median cost of one request between the processes, in microseconds; the database Zaqar uses."""
         times = []
         for _ in range(200):
             start = time.perf_counter()
             self.request("echo")
             times.append((time.perf_counter() - start) * 1e6)
-        return {"ipc_us": round(statistics.median(times), 1)}
+        return {"ipc_us": round(statistics.median(times), 1), "database": self.request("database")}
 
     def close(self) -> None:
         try:

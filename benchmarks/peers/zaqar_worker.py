@@ -21,6 +21,7 @@ from typing import Any
 CLIENT_UUID = "6f0a2c4e-0000-4000-8000-0000000000be"
 MESSAGE_TTL = 3600
 CLAIM = {"ttl": 3600, "grace": 60}
+SOCKET_TIMEOUT = 60.0  # seconds
 
 
 class Writes:
@@ -39,6 +40,19 @@ class Writes:
         AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
 
 
+def zaqar_uri(uri: str) -> str:
+    """``uri`` (redis-py's form, the database in the path) in Zaqar's form: Zaqar reads the database from a
+    ``dbid`` parameter and ignores the path, and its socket timeout (default 0.1 s, which a claim scanning past
+    thousands of held messages outlasts) from ``socket_timeout``."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    parts = urlsplit(uri)
+    query = dict(parse_qsl(parts.query))
+    database = query.pop("db", None) or parts.path.strip("/") or "0"
+    query.update({"dbid": database, "socket_timeout": query.get("socket_timeout", str(SOCKET_TIMEOUT))})
+    return f"{parts.scheme}://{parts.netloc}?{urlencode(query)}"
+
+
 def build(uri: str) -> Any:
     """Zaqar's storage pipeline on Redis at ``uri`` (its ``_storage`` is the Redis DataDriver)."""
     from oslo_config import cfg
@@ -50,8 +64,8 @@ def build(uri: str) -> Any:
     boot = bootstrap.Bootstrap(conf)
     conf.set_override("message_store", "redis", group="drivers")
     conf.set_override("management_store", "redis", group="drivers")
-    conf.set_override("uri", uri, group=drivers_message_store_redis.GROUP_NAME)
-    conf.set_override("uri", uri, group=drivers_management_store_redis.GROUP_NAME)
+    conf.set_override("uri", zaqar_uri(uri), group=drivers_message_store_redis.GROUP_NAME)
+    conf.set_override("uri", zaqar_uri(uri), group=drivers_management_store_redis.GROUP_NAME)
     return boot.storage
 
 
@@ -68,6 +82,10 @@ class Peer:
 
     def echo(self) -> None:
         """Nothing: what one request costs between the processes."""
+
+    def database(self) -> int:
+        """The Redis database Zaqar's connection uses."""
+        return int(self.redis.connection_pool.connection_kwargs["db"])
 
     def create_queue(self, queue: str) -> None:
         self.storage.queue_controller.create(queue, project=self.project)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import redis
 import sqlalchemy as sa
 
 from marconi_benchmarks import report
@@ -120,6 +121,8 @@ def test_the_whole_harness_on_a_tiny_workload(bench_uris, tmp_path):
     if "redis" in backends:
         zaqar = next(c for c in data["contenders"] if c["name"] == "zaqar")
         assert zaqar["role"] == "peer" and zaqar["facts"]["zaqar"] == "23.0.1" and zaqar["facts"]["ipc_us"] > 0
+        redis_uri = next(uri for uri in bench_uris if backend_of(uri) == "redis")
+        assert zaqar["facts"]["database"] == redis.Redis.from_url(redis_uri).connection_pool.connection_kwargs["db"]
 
     # Every contender ran every workload it can, twice, alternating, and every run passed the history check.
     runs = data["runs"]
@@ -168,8 +171,6 @@ def test_the_whole_harness_on_a_tiny_workload(bench_uris, tmp_path):
                 engine.dispose()
             assert left == []
         if backend_of(uri) == "redis":
-            import redis
-
             client = redis.Redis.from_url(uri)
             try:
                 assert list(client.scan_iter(match=f"{prefix}:*")) == []
