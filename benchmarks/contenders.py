@@ -5,9 +5,9 @@ floor** (the least work that keeps the same guarantees, on the same DBAPI and th
 **peer** a user of that backend would pick instead (pgmq on PostgreSQL). Each runs behind a :class:`Client`,
 opened once in every worker process that plays a role for it.
 
-Adding a contender is a :class:`Client` subclass and one line in :data:`CONTENDERS`, e.g. for Redis::
+Adding a contender is a :class:`Client` subclass and one line in :data:`CONTENDERS`, e.g. a peer for Redis::
 
-    "redis": (DRIVER, Entry("floor", "redis-py", "marconi_benchmarks.floors.redis:RedisFloor")),
+    Entry("peer", "zaqar", "marconi_benchmarks.peers.zaqar:ZaqarPeer"),
 
 A backend that :data:`CONTENDERS` does not name gets its driver alone, so ``marconi bench <any driver URI>``
 measures any installed driver.
@@ -350,9 +350,18 @@ def contenders_for(
         if entry.role not in roles:
             continue
         name = entry.name or _driver_name(uri)
-        options = {**entry.options, **resolve(entry.client).configure(uri)}
-        found.append(Contender(name, entry.role, backend, entry.client, uri, prefix, options))
+        found.append(
+            Contender(name, entry.role, backend, entry.client, uri, prefix, {**entry.options, **_configure(entry, uri)})
+        )
     return found
+
+
+def _configure(entry: Entry, uri: str) -> dict[str, Any]:
+    try:
+        cls: type[Client] = resolve(entry.client)
+    except ImportError:  # a package the contender needs is missing: its prepare says so, in the report
+        return {}
+    return cls.configure(uri)
 
 
 def _driver_name(uri: str) -> str:

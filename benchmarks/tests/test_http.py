@@ -20,9 +20,9 @@ from marconi_benchmarks.workloads import catalogue
 from .planted import ReversingPosts, proof_fails
 from .test_smoke import TINY
 
-SHARED = ("post-10", "list-10", "claim-delete", "pop-10")
+SHARED = ("post-10", "list-10", "claim-delete")
 #: HTTP requests per iteration: one per operation (a claim of 10 and its 10 deletes are 11).
-REQUESTS = {"post-10": 1, "list-10": 1, "claim-delete": 11, "pop-10": 1}
+REQUESTS = {"post-10": 1, "list-10": 1, "claim-delete": 11}
 
 
 class ReversingHTTP(ReversingPosts, HTTPClient):

@@ -21,7 +21,7 @@ from .test_smoke import TINY
 
 #: test_smoke's workloads that MongoDB runs, and two of its own: a first page behind held messages (the floor reads
 #: the claim index) and 4 producers on one queue.
-SHARED = ("post-10", "list-10", "claim-bulk-delete", "pop-10")
+SHARED = ("post-10", "claim-bulk-delete", "pop-10")
 OWN = """
 [[workload]]
 name = "held-first-page"
@@ -43,7 +43,7 @@ warmup = 2
 """
 
 #: The floor's commands per iteration, by design (see floors/mongodb.py).
-FLOOR_COMMANDS = {"post-10": 3, "list-10": 2, "claim-bulk-delete": 7, "pop-10": 5, "held-first-page": 3}
+FLOOR_COMMANDS = {"post-10": 3, "claim-bulk-delete": 7, "pop-10": 5, "held-first-page": 3}
 
 
 def test_the_harness_on_mongodb(mongo_uri, tmp_path):

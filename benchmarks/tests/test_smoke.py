@@ -95,6 +95,12 @@ FLOOR_ROUND_TRIPS = {
 }
 
 
+#: Runs whose validity depends on timing, because the contender does not keep the promise checked there: Zaqar's
+#: observers page from a marker that is a message id, ranked afresh on every page, so a consumer deleting that
+#: message sends the observer back to the head of the queue (a duplicate), and one at the head repeats it.
+UNPROMISED = {("zaqar@Redis", "mixed")}
+
+
 def test_the_whole_harness_on_a_tiny_workload(bench_uris, tmp_path):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
@@ -126,7 +132,11 @@ def test_the_whole_harness_on_a_tiny_workload(bench_uris, tmp_path):
 
     # Every contender ran every workload it can, twice, alternating, and every run passed the history check.
     runs = data["runs"]
-    invalid = [(r["contender"], r["workload"], r["anomalies"], r["errors"]) for r in runs if not r["valid"]]
+    invalid = [
+        (r["contender"], r["workload"], r["anomalies"], r["errors"])
+        for r in runs
+        if not r["valid"] and (r["contender"], r["workload"]) not in UNPROMISED
+    ]
     assert runs and not invalid, invalid
     for workload in workloads:
         mine = [run for run in runs if run["workload"] == workload.name]
@@ -149,7 +159,8 @@ def test_the_whole_harness_on_a_tiny_workload(bench_uris, tmp_path):
 
     # The outputs: a table with a row per workload and backend, the Markdown copy, a PNG.
     table = report.text_table(results)
-    assert "INVALID" not in table and table.count("VALID") == len(workloads) * len(backends)
+    lines = [line for line in table.splitlines() if not ("Redis" in line and line.startswith("mixed "))]
+    assert "INVALID" not in "\n".join(lines) and table.count("VALID") == len(workloads) * len(backends)
     assert (output / "bench.md").read_text().startswith("| workload |")
     assert (output / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
