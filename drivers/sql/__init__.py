@@ -41,6 +41,11 @@ _GC_CHUNK = 1000  # rows per gc transaction: a backlog never holds locks (or SQL
 _ENGINE_OPTIONS = ("pool_size", "max_overflow", "pool_recycle", "pool_timeout", "pool_pre_ping", "echo")
 
 
+#: The condition that hides the caller's own messages from its pages (``:hide``, empty when echo is on). On
+#: PostgreSQL the parameter is text: compared as the column's CHAR type, the server re-plans every page.
+ECHO = {"postgresql": "client <> CAST(:hide AS TEXT)"}
+
+
 class SQLDriver(DriverBase):
     """The storage contract on a SQL database; see the module docstring for URIs and options."""
 
@@ -75,6 +80,7 @@ class SQLDriver(DriverBase):
             "free_hint": hint.format(self.tables.free),
             "free_position": schema.FREE_POSITION.get(kind, "position"),
             "lapsed_hint": hint.format(by_claim_end),
+            "echo": ECHO.get(kind, "client <> :hide"),
             "prefix": self.tables.prefix,
         }
         self.database = Database(uri, self.conflict_timeout, names, **engine_options)

@@ -43,8 +43,32 @@ class SQLClaims(ClaimBase):
             if not isinstance(taken, Locking):
                 return taken
 
+        def record(session: Session, queue_id: int) -> None:
+            session.run(
+                "claim_insert",
+                claim_id=request.claim_id,
+                queue_id=queue_id,
+                ttl=request.ttl,
+                now=now,
+                expires=request.expires,
+            )
+
         def claim_under_lock(session: Session) -> Rows | None:
-            found = take(session, request.queue, request.project, now, request.limit)
+            if "claim_quick" in database.statements:  # SQLite: the messages taken in one statement, most times
+                quick = session.run(
+                    "claim_quick",
+                    claim_id=request.claim_id,
+                    expires=request.expires,
+                    floor=request.message_floor,
+                    limit=request.limit,
+                    now=now,
+                    **named(request.queue, request.project),
+                ).rows
+                if quick:
+                    record(session, int(quick[0][0]))
+                    return Rows(int(quick[0][0]), by_position(rows_of(quick, 1)))
+            looked = "claim_quick" in database.statements
+            found = take(session, request.queue, request.project, now, request.limit, looked)
             if found is None:
                 return None
             queue, chosen = found
@@ -57,14 +81,7 @@ class SQLClaims(ClaimBase):
                     expires=request.expires,
                     floor=request.message_floor,
                 )
-                session.run(
-                    "claim_insert",
-                    claim_id=request.claim_id,
-                    queue_id=queue.id,
-                    ttl=request.ttl,
-                    now=now,
-                    expires=request.expires,
-                )
+                record(session, queue.id)
             return Rows(queue.id, chosen)
 
         return database.transaction(claim_under_lock)

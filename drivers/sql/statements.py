@@ -3,7 +3,8 @@
 ``sql/common.sql`` holds what every backend runs as written; ``sql/<kind>.sql`` adds a backend's own statements
 and overrides common ones by name. Placeholders ``{queues}``, ``{messages}``, ``{claims}``, ``{free}`` and
 ``{free_hint}`` name the driver's tables and its index of eligible messages (validated identifiers, filled in
-once); ``:name`` marks a bound parameter, never text spliced in. Preparing a statement for a backend:
+once), and ``{part_...}`` the text of a ``part_...`` section, a fragment shared by statements; ``:name`` marks a
+bound parameter, never text spliced in. Preparing a statement for a backend:
 
 - its DBAPI's parameter style (``%(name)s`` for psycopg and PyMySQL, ``:name`` for sqlite3);
 - ``IN (:list)`` takes a list: an array (``= ANY(...)``) on PostgreSQL, one parameter per item elsewhere;
@@ -88,7 +89,10 @@ class Statements:
 
     def __init__(self, kind: str, names: Mapping[str, str], pyformat: bool) -> None:
         self._prepared: dict[str, Statement] = {}
-        for name, sql in load(kind).items():
+        statements = load(kind)
+        parts = {name: statements.pop(name).format_map(names) for name in list(statements) if name.startswith("part_")}
+        names = {**names, **parts}
+        for name, sql in statements.items():
             sql = sql.format_map(names)
             lists: frozenset[str] = frozenset(_IN_LIST.findall(sql))
             if kind == "postgresql":

@@ -22,8 +22,7 @@ from __future__ import annotations
 import enum
 import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
@@ -108,15 +107,6 @@ def current() -> Attempts | None:
     return _current.get()
 
 
-@contextmanager
-def _running(attempts: Attempts) -> Iterator[None]:
-    token = _current.set(attempts)
-    try:
-        yield
-    finally:
-        _current.reset(token)
-
-
 def describe(error: BaseException) -> str:
     """The first line of an error (or of what it wraps), at most 300 characters."""
     orig = getattr(error, "orig", None)
@@ -141,9 +131,12 @@ def call(
     attempts = Attempts(timeout)
     reconnected = False
     while True:
+        token = _current.set(attempts)
         try:
-            with _running(attempts):
+            try:
                 return hook()
+            finally:
+                _current.reset(token)
         except StorageError:
             raise
         except Exception as error:

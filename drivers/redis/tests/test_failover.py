@@ -46,6 +46,19 @@ def replicas_in_sync(ports: list[int]) -> int:
     return sum(1 for state in states if state.get("role") == "slave" and state.get("master_link_status") == "up")
 
 
+def describe(cluster: servers.RedisCluster) -> str:
+    """Each node's replication state and the end of its log: what a failed wait needs to be understood."""
+    parts = []
+    for node in cluster.nodes:
+        try:
+            state = replication(node.port or 0)
+            summary = ", ".join(f"{key}={state.get(key)}" for key in ("role", "master_port", "master_link_status"))
+        except OSError as error:
+            summary = f"unreachable ({error})"
+        parts.append(f"{node.name}: {summary}\n{node.log_tail(8)}")
+    return "\n".join(parts)
+
+
 class Producer(threading.Thread):
     """Posts one message at a time until told to stop, whatever the posts raise; counts acknowledgements."""
 
@@ -91,7 +104,10 @@ def cluster() -> Iterator[servers.RedisCluster]:
         started = servers.RedisCluster(directory, 3, 1, "--cluster-node-timeout", "2000", *NO_SYNC_DELAY).start()
         try:
             ports = [node.port or 0 for node in started.nodes]
-            servers.wait_until(lambda: replicas_in_sync(ports) == 3, TIMEOUT, "3 replicas in sync")
+            try:
+                servers.wait_until(lambda: replicas_in_sync(ports) == 3, TIMEOUT, "3 replicas in sync")
+            except servers.ServerError as error:
+                raise servers.ServerError(f"{error}:\n{describe(started)}") from None
             yield started
         finally:
             started.stop()

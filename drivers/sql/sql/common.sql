@@ -2,7 +2,8 @@
 -- Tables: {queues} {messages} {claims}; {free} is the index of messages no claim holds, by {free_position} (the
 -- position; on PostgreSQL, which has no index hints, an expression only that index serves); {free_hint} and
 -- {lapsed_hint} pin a scan to it and to the index by claim end where a planner could pick the position index and
--- walk every claimed message at the head of the queue. Parameters: :name.
+-- walk every claimed message at the head of the queue (where a backend has no hints, the lapsed claims' messages
+-- are compared by expressions no other index serves, so they are found by claim end); {echo} hides the caller's own messages (:hide, '' for none). Parameters: :name.
 -- "The queue" is always (project, name); its id (incarnation) comes from a subquery, so no statement needs a
 -- separate look-up first, and a statement on a missing queue simply finds nothing.
 
@@ -78,7 +79,7 @@ VALUES (:queue_id, :number, :position, :client, :body, :created, :expires, :visi
 UNION ALL
 (SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages}
  WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-   AND position > :after AND expires > :now AND client <> :hide
+   AND position > :after AND expires > :now AND {echo}
  ORDER BY position LIMIT :limit)
 
 -- A page without claimed messages: the never-claimed ones off the {free} index, and those whose claim has ended
@@ -90,13 +91,13 @@ UNION ALL
 UNION ALL
 (SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
  WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-   AND claim_expires IS NULL AND {free_position} > :after AND expires > :now AND client <> :hide
+   AND claim_expires IS NULL AND {free_position} > :after AND expires > :now AND {echo}
  ORDER BY {free_position} LIMIT :limit)
 UNION ALL
 (SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {lapsed_hint}
  WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-   AND claim_expires <= :now AND position > :after AND expires > :now AND client <> :hide
- ORDER BY position LIMIT :limit)
+   AND claim_expires <= :now AND (position + 0) > :after AND (expires + 0) > :now AND {echo}
+ ORDER BY (position + 0) LIMIT :limit)
 
 -- name: messages_by_number
 SELECT q.id, q.next_due,

@@ -17,7 +17,7 @@ UNION ALL
 SELECT * FROM (
     SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages}
     WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-      AND position > :after AND expires > :now AND client <> :hide
+      AND position > :after AND expires > :now AND {echo}
     ORDER BY position LIMIT :limit
 )
 
@@ -28,13 +28,36 @@ UNION ALL
 SELECT * FROM (
     SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
     WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-      AND claim_expires IS NULL AND {free_position} > :after AND expires > :now AND client <> :hide
+      AND claim_expires IS NULL AND {free_position} > :after AND expires > :now AND {echo}
     ORDER BY {free_position} LIMIT :limit
 )
 UNION ALL
 SELECT * FROM (
     SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {lapsed_hint}
     WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-      AND claim_expires <= :now AND position > :after AND expires > :now AND client <> :hide
+      AND claim_expires <= :now AND position > :after AND expires > :now AND {echo}
     ORDER BY position LIMIT :limit
 )
+
+-- Claims and pops without the queue's bookkeeping: the oldest eligible messages taken in one statement, unless
+-- a claim has lapsed in the queue or a delayed message is due (both must be dealt with first, under the lock);
+-- it then takes nothing, and so does it on a missing or empty queue: the caller takes the locking path.
+-- name: part_eligible
+(queue_id, number) IN (
+    SELECT queue_id, number FROM {messages} {free_hint}
+    WHERE queue_id = (
+        SELECT id FROM {queues} q WHERE project = :project AND name = :name AND (next_due IS NULL OR next_due > :now)
+          AND NOT EXISTS (SELECT 1 FROM {messages} {lapsed_hint} WHERE queue_id = q.id AND claim_expires <= :now)
+    ) AND claim_expires IS NULL AND position > 0 AND expires > :now
+    ORDER BY position LIMIT :limit
+)
+
+-- name: claim_quick
+UPDATE {messages}
+SET claim_id = :claim_id, claim_expires = :expires, expires = CASE WHEN expires < :floor THEN :floor ELSE expires END
+WHERE {part_eligible}
+RETURNING queue_id, number, body, created, expires, claim_id, claim_expires, position
+
+-- name: pop_quick
+DELETE FROM {messages} WHERE {part_eligible}
+RETURNING queue_id, number, body, created, expires, claim_id, claim_expires, position

@@ -33,16 +33,16 @@ POST_10 = {"sqlite": (2, 4), "postgresql": (1, 1), "mysql": (3, 4)}
 #: one page: the queue's counter and the page in one statement, outside any transaction.
 LIST_PAGE = {"sqlite": (1, 1), "postgresql": (1, 1), "mysql": (1, 1)}
 #: claim of 10. PostgreSQL: one statement (take the oldest eligible past what others hold, record the claim).
-#: SQLite: take the queue's turn, lock the eligible messages, mark them, record the claim. MariaDB/MySQL: the turn
+#: SQLite: mark the eligible messages with UPDATE ... RETURNING, record the claim. MariaDB/MySQL: the turn
 #: and the messages in one locking read, mark them, record the claim (no BEGIN: the first statement begins).
-CLAIM_10 = {"sqlite": (4, 6), "postgresql": (1, 1), "mysql": (3, 4)}
+CLAIM_10 = {"sqlite": (2, 4), "postgresql": (1, 1), "mysql": (3, 4)}
 #: delete of a message, unclaimed or with its claim: one DELETE that checks queue and claim in its WHERE clause.
 DELETE = {"sqlite": (1, 1), "postgresql": (1, 1), "mysql": (1, 1)}
 #: deletion of a claim's 10 messages in one call.
 BULK_DELETE = {"sqlite": (1, 1), "postgresql": (1, 1), "mysql": (1, 1)}
-#: pop of 10. PostgreSQL: one statement. SQLite: the queue's turn, lock the eligible messages, delete them.
+#: pop of 10. PostgreSQL: one statement. SQLite: DELETE ... RETURNING in a write transaction.
 #: MariaDB/MySQL: the turn and the messages in one locking read, then delete them.
-POP_10 = {"sqlite": (3, 5), "postgresql": (1, 1), "mysql": (2, 3)}
+POP_10 = {"sqlite": (1, 3), "postgresql": (1, 1), "mysql": (2, 3)}
 
 
 @contextmanager
