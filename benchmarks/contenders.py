@@ -5,9 +5,9 @@ floor** (the least work that keeps the same guarantees, on the same DBAPI and th
 **peer** a user of that backend would pick instead (pgmq on PostgreSQL). Each runs behind a :class:`Client`,
 opened once in every worker process that plays a role for it.
 
-Adding a contender is a :class:`Client` subclass and one line in :data:`CONTENDERS`, e.g. for Redis::
+Adding a contender is a :class:`Client` subclass and one line in :data:`CONTENDERS`, e.g. a peer for Redis::
 
-    "redis": (DRIVER, Entry("floor", "redis-py", "marconi_benchmarks.floors.redis:RedisFloor")),
+    Entry("peer", "zaqar", "marconi_benchmarks.peers.zaqar:ZaqarPeer"),
 
 A backend that :data:`CONTENDERS` does not name gets its driver alone, so ``marconi bench <any driver URI>``
 measures any installed driver.
@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from marconi.storage import DriverBase, load
 from marconi.storage.loading import scheme_of
+from marconi.storage.tokens import encode_pair
 
 from .roundtrips import RoundTrips
 
@@ -62,6 +63,13 @@ def fill_body(seq: int, size: int) -> dict[str, Any]:
     return body(FILLER, seq, size)
 
 
+def page_marker(incarnation: int, start: int, limit: int, positions: builtins.list[int], last_position: int) -> str:
+    """The marker after a page read from position ``start``, as the driver's core makes it: the page's last
+    position when the page is full; else the queue's last position (a short page examined everything up to it)."""
+    end = positions[-1] if len(positions) == limit else max(start, last_position, *positions)
+    return encode_pair(incarnation, end)
+
+
 def encode(body: Any) -> str:
     """A body as the JSON text the SQL driver stores (compact, ASCII)."""
     return json.dumps(body, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
@@ -87,8 +95,15 @@ class Client(abc.ABC):
         self.prefix = prefix
         self.round_trips = RoundTrips()
         self.counts_round_trips = True
+        #: Counts a client keeps of events beyond round trips (a post's conflicts, say), over its whole life.
+        self.tallies: dict[str, int] = {}
 
     # -- once per run, in the orchestrating process ---------------------------------------------------------------
+
+    @classmethod
+    def configure(cls, target: str) -> dict[str, Any]:
+        """Options every client of this contender in the run gets (a port chosen for its server, say)."""
+        return {}
 
     @classmethod
     def prepare(cls, target: str, prefix: str, **options: Any) -> dict[str, Any]:
@@ -154,11 +169,12 @@ class Client(abc.ABC):
 
 
 class DriverClient(Client):
-    """A marconi driver, loaded by URI (or, with ``driver_class="module:Class"``, that class on the URI)."""
+    """A marconi driver, loaded by URI (or, with ``driver_class="module:Class"``, that class on the URI); other
+    options are the driver's."""
 
     def __init__(self, target: str, prefix: str, driver_class: str | None = None, **options: Any) -> None:
         super().__init__(target, prefix)
-        self.driver = open_driver(target, prefix, driver_class)
+        self.driver = open_driver(target, prefix, driver_class, **options)
         engines = getattr(self.driver, "engines", None)  # the SQL driver's SQLAlchemy engines
         for engine in engines or ():
             self.round_trips.attach_engine(engine)
@@ -209,14 +225,14 @@ class DriverClient(Client):
         self.driver.close()
 
 
-def open_driver(target: str, prefix: str, driver_class: str | None = None) -> DriverBase:
+def open_driver(target: str, prefix: str, driver_class: str | None = None, **options: Any) -> DriverBase:
     """The driver for ``target``, its tables (where it has any) named with ``prefix``."""
     if driver_class is not None:
         cls: type[DriverBase] = resolve(driver_class)
-        return cls(target, **_prefix_option(cls, prefix))
+        return cls(target, **_prefix_option(cls, prefix), **options)
     from marconi.storage.loading import driver_class as installed
 
-    return load(target, **_prefix_option(installed(scheme_of(target)), prefix))
+    return load(target, **_prefix_option(installed(scheme_of(target)), prefix), **options)
 
 
 def _prefix_option(cls: type[DriverBase], prefix: str) -> dict[str, Any]:
@@ -256,7 +272,20 @@ CONTENDERS: dict[str, tuple[Entry, ...]] = {
         Entry("peer", "pgmq", "marconi_benchmarks.peers.pgmq:PGMQ"),
     ),
     "mysql": (SQL_DRIVER, Entry("floor", "pymysql", "marconi_benchmarks.floors.mysql:MySQLFloor")),
-    "redis": (Entry("driver", "", "marconi_benchmarks.redis_client:RedisDriverClient"),),
+    "redis": (
+        Entry("driver", "", "marconi_benchmarks.redis_client:RedisDriverClient"),
+        Entry("floor", "redis-py", "marconi_benchmarks.floors.redis:RedisFloor"),
+        Entry("peer", "zaqar", "marconi_benchmarks.peers.zaqar:ZaqarPeer"),
+    ),
+    "mongodb": (
+        Entry("driver", "", "marconi_benchmarks.mongodb_client:MongoDriverClient"),
+        Entry("floor", "pymongo", "marconi_benchmarks.floors.mongodb:MongoFloor"),
+    ),
+    # ``http+<driver URI>``: the driver through ``marconi serve``, against the same driver called directly.
+    "http": (
+        Entry("driver", "http", "marconi_benchmarks.http_client:HTTPClient"),
+        Entry("floor", "direct", "marconi_benchmarks.http_client:Direct"),
+    ),
 }
 
 #: How the table shows each backend.
@@ -266,13 +295,24 @@ BACKEND_NAMES = {
     "postgresql": "PostgreSQL",
     "mysql": "MariaDB",
     "redis": "Redis",
+    "mongodb": "MongoDB",
 }
 
 
 def backend_of(uri: str) -> str:
-    """The backend a URI names: ``mysql`` for MySQL and MariaDB alike, the scheme for any other."""
+    """The backend a URI names: ``mysql`` for MySQL and MariaDB alike, ``mongodb`` for both MongoDB schemes,
+    ``http+<backend>`` for a driver URI behind ``http+``, the scheme for any other."""
+    if isinstance(uri, str) and uri.startswith("http+"):
+        return "http+" + backend_of(uri.removeprefix("http+"))
     scheme = scheme_of(uri)
-    return "mysql" if scheme in ("mysql", "mariadb") else scheme
+    return {"mariadb": "mysql", "mongodb+srv": "mongodb"}.get(scheme, scheme)
+
+
+def backend_name(backend: str) -> str:
+    """How the table shows a backend: ``HTTP/SQLite`` for SQLite served over HTTP."""
+    if backend.startswith("http+"):
+        return "HTTP/" + backend_name(backend.removeprefix("http+"))
+    return BACKEND_NAMES.get(backend, backend)
 
 
 @dataclass(frozen=True)
@@ -289,7 +329,7 @@ class Contender:
 
     @property
     def label(self) -> str:
-        return f"{self.name}@{BACKEND_NAMES.get(self.backend, self.backend)}"
+        return f"{self.name}@{backend_name(self.backend)}"
 
     @property
     def client_class(self) -> type[Client]:
@@ -306,12 +346,22 @@ def contenders_for(
     """The contenders measured on the backend at ``uri`` (only those of the given roles)."""
     backend = backend_of(uri)
     found = []
-    for entry in CONTENDERS.get(backend, (DRIVER,)):
+    for entry in CONTENDERS.get("http" if backend.startswith("http+") else backend, (DRIVER,)):
         if entry.role not in roles:
             continue
         name = entry.name or _driver_name(uri)
-        found.append(Contender(name, entry.role, backend, entry.client, uri, prefix, dict(entry.options)))
+        found.append(
+            Contender(name, entry.role, backend, entry.client, uri, prefix, {**entry.options, **_configure(entry, uri)})
+        )
     return found
+
+
+def _configure(entry: Entry, uri: str) -> dict[str, Any]:
+    try:
+        cls: type[Client] = resolve(entry.client)
+    except ImportError:  # a package the contender needs is missing: its prepare says so, in the report
+        return {}
+    return cls.configure(uri)
 
 
 def _driver_name(uri: str) -> str:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .contenders import BACKEND_NAMES, Contender
+from .contenders import Contender, backend_name
 from .runner import Results, Summary, summarise
 
 #: Ratios above this are cut off in the chart (and labelled with their value).
@@ -74,7 +74,7 @@ def rows(results: Results) -> list[Row]:
             found.append(
                 Row(
                     workload.name,
-                    BACKEND_NAMES.get(backend, backend),
+                    backend_name(backend),
                     picked.get("driver"),
                     picked.get("floor"),
                     picked.get("peer"),
@@ -153,6 +153,7 @@ def markdown_table(results: Results) -> str:
 
 def notes(results: Results) -> list[str]:
     """What the table cannot show: skipped contenders, failed equivalence proofs, the first problems found."""
+    producers = {workload.name: workload.producers for workload in results.workloads}
     runs = {run.repetition for run in results.runs}
     found = [f"medians of {len(runs)} repetition(s) per contender, run alternating"] if runs else []
     found += [f"{label}: not run ({why})" for label, why in results.skipped.items()]
@@ -168,7 +169,22 @@ def notes(results: Results) -> list[str]:
     for (workload, contender), summary in summarise(results).items():
         for problem in summary.problems[:2]:
             found.append(f"{contender} on {workload}: {problem}")
+        if producers.get(workload, 0) > 1 or summary.tallies.get("post_retries"):
+            found += _conflicts(workload, contender, summary)
     return found
+
+
+def _conflicts(workload: str, contender: str, summary: Summary) -> list[str]:
+    """A line on a contender's post conflicts, where it tallies them."""
+    posts, retries = summary.tallies.get("posts", 0), summary.tallies.get("post_retries", 0)
+    if not posts:
+        return []
+    p99 = summary.latency_ms.get("post", {}).get("p99")
+    latency = f", post p99 {p99:.2f} ms" if p99 is not None else ""
+    return [
+        f"{contender} on {workload}: {retries} conflicts in {posts} posts "
+        f"({retries / (posts + retries):.1%} of attempts, {retries / posts:.2f} retries per post){latency}"
+    ]
 
 
 def _contender(contender: Contender) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class RoleResult:
     round_trips: dict[str, int] = field(default_factory=dict)  # op kind -> round trips of the counted warm-up ops
     counted: dict[str, int] = field(default_factory=dict)  # op kind -> ops counted
     units: int = 0  # warm-up iterations counted (one post, one page, one claim with its deletes, one pop)
+    tallies: dict[str, int] = field(default_factory=dict)  # the client's tallies over the role (Client.tallies)
     errors: list[str] = field(default_factory=list)
 
 
@@ -72,6 +73,7 @@ class _Run:
         self.deadline = float("inf")
         self.histograms: dict[str, HdrHistogram] = {}
         self.counting = False
+        self.tallied = dict(client.tallies)
 
     def op(self, kind: str, call: Callable[[], Any]) -> tuple[float, Any, float]:
         """Run one op; (invoke, what it returned, complete). Timed ops go to the histograms, warm ones are counted."""
@@ -130,6 +132,8 @@ class _Run:
         for kind, found in self.histograms.items():
             self.result.histograms[kind] = found.encode()
         self.result.round_trips = dict((kind, sum(counts)) for kind, counts in self.client.round_trips.counted.items())
+        tallies = self.client.tallies
+        self.result.tallies = {key: tallies[key] - self.tallied.get(key, 0) for key in tallies}
         return self.result
 
     def failed(self, kind: Kind, invoke: float, error: BaseException, **details: Any) -> None:

@@ -40,6 +40,7 @@ class Measured:
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # op -> p50, p99, p99.9, max, count
     round_trips: dict[str, float] = field(default_factory=dict)  # op -> per op ("unit": per iteration)
     statements: dict[str, int] = field(default_factory=dict)
+    tallies: dict[str, int] = field(default_factory=dict)  # the clients' tallies, summed over the roles
     anomalies: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
@@ -276,6 +277,8 @@ class Runner:
         for result in results:
             ops += result.ops
             measured.errors += result.errors
+            for key, count in result.tallies.items():
+                measured.tallies[key] = measured.tallies.get(key, 0) + count
         drained = False
         if drain and not measured.errors:
             for queue in queues:
@@ -393,6 +396,7 @@ class Summary:
     valid: bool
     repetitions: int
     problems: list[str]
+    tallies: dict[str, int] = field(default_factory=dict)  # summed over the repetitions
 
 
 def summarise(outcome: Results) -> dict[tuple[str, str], Summary]:
@@ -415,6 +419,10 @@ def summarise(outcome: Results) -> dict[tuple[str, str], Summary]:
         trips = {op for run in runs for op in run.round_trips}
         round_trip = {op: median([run.round_trips[op] for run in runs if op in run.round_trips]) or 0.0 for op in trips}
         problems = [problem for run in runs for problem in run.errors + run.anomalies]
+        tallies: dict[str, int] = {}
+        for run in runs:
+            for key, count in run.tallies.items():
+                tallies[key] = tallies.get(key, 0) + count
         found[(workload, contender)] = Summary(
             contender,
             workload,
@@ -425,5 +433,6 @@ def summarise(outcome: Results) -> dict[tuple[str, str], Summary]:
             all(run.valid for run in runs),
             len(runs),
             problems[:MAX_ANOMALIES],
+            tallies,
         )
     return found

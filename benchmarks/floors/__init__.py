@@ -38,6 +38,7 @@ from ..contenders import (
     encode,
     fill_body,
     open_driver,
+    page_marker,
 )
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -62,10 +63,18 @@ def statements(dialect: str, prefix: str) -> dict[str, str]:
         raise ValueError(f"not a table prefix: {prefix!r}")
     found = {}
     for source in ("common", dialect):
-        parts = _NAME.split(files(__package__).joinpath(f"{source}.sql").read_text())
-        for name, body in zip(parts[1::2], parts[2::2], strict=True):
-            lines = [line for line in body.splitlines() if line.strip() and not line.startswith("--")]
-            found[name] = "\n".join(lines).replace("{p}", prefix)
+        for name, text in named(f"{source}.sql").items():
+            found[name] = text.replace("{p}", prefix)
+    return found
+
+
+def named(filename: str) -> dict[str, str]:
+    """The sections of a file beside this module, each named by a ``-- name: NAME`` line, without comment lines."""
+    parts = _NAME.split(files(__package__).joinpath(filename).read_text())
+    found = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        lines = [line for line in body.splitlines() if line.strip() and not line.startswith("--")]
+        found[name] = "\n".join(lines)
     return found
 
 
@@ -245,10 +254,8 @@ class SQLFloor(Client):
         if after is not None and after[0] != queue_id and start > 0:  # a marker of an earlier incarnation
             start = 0
             queue_id, last_position, rows = self._page(queue, start, limit, include_claimed)
-        positions = [position for _, position, _ in rows]
-        end = positions[-1] if len(rows) == limit else max(start, last_position, *positions)
         items = [Item(encode_pair(queue_id, number), json.loads(body)) for number, _, body in rows]
-        return items, encode_pair(queue_id, end)
+        return items, page_marker(queue_id, start, limit, [position for _, position, _ in rows], last_position)
 
     def _page(self, queue: str, after: int, limit: int, include_claimed: bool) -> tuple[int, int, builtins.list[Any]]:
         cursor = self.auto()

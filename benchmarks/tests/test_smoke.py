@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 
+import redis
 import sqlalchemy as sa
 
 from marconi_benchmarks import report
 from marconi_benchmarks.cli import bench
 from marconi_benchmarks.contenders import backend_of
+from marconi_benchmarks.peers.zaqar import project_of
 from marconi_benchmarks.workloads import catalogue
 
 TINY = """
@@ -88,7 +90,15 @@ FLOOR_ROUND_TRIPS = {
     "sqlite": {"post-10": 4, "list-10": 1, "claim-delete": 14, "claim-bulk-delete": 5, "pop-10": 1},
     "postgresql": {"post-10": 4, "list-10": 1, "claim-delete": 11, "claim-bulk-delete": 2, "pop-10": 1},
     "mysql": {"post-10": 4, "list-10": 1, "claim-delete": 14, "claim-bulk-delete": 5, "pop-10": 3},
+    "redis": {"post-10": 1, "list-10": 1, "claim-delete": 11, "claim-bulk-delete": 2, "pop-10": 1},
+    "mongodb": {"post-10": 3, "list-10": 2, "claim-delete": 25, "claim-bulk-delete": 7, "pop-10": 5},
 }
+
+
+#: Runs whose validity depends on timing, because the contender does not keep the promise checked there: Zaqar's
+#: observers page from a marker that is a message id, ranked afresh on every page, so a consumer deleting that
+#: message sends the observer back to the head of the queue (a duplicate), and one at the head repeats it.
+UNPROMISED = {("zaqar@Redis", "mixed")}
 
 
 def test_the_whole_harness_on_a_tiny_workload(bench_uris, tmp_path):
@@ -104,18 +114,29 @@ def test_the_whole_harness_on_a_tiny_workload(bench_uris, tmp_path):
     backends = {backend_of(uri) for uri in bench_uris}
     assert {c["backend"] for c in data["contenders"]} == backends
     assert not data["skipped"], "every backend named must run"
-    for backend in backends & {"sqlite", "postgresql", "mysql"}:
+    for backend in backends - {"memory"}:
         roles = {c["role"] for c in data["contenders"] if c["backend"] == backend}
         assert {"driver", "floor"} <= roles
         floor = next(c for c in data["contenders"] if c["backend"] == backend and c["role"] == "floor")
         assert data["equivalence"][floor["label"]] == {"proven": True, "problems": []}
-        assert floor["facts"]["durability"] and floor["facts"]["server"] and floor["facts"]["commit_ms"] > 0
+        assert floor["facts"]["durability"] and floor["facts"]["server"]
+        if backend in ("sqlite", "postgresql", "mysql"):
+            assert floor["facts"]["commit_ms"] > 0
     if "postgresql" in backends:
         assert any(c["name"] == "pgmq" for c in data["contenders"]), "pgmq is PostgreSQL's peer"
+    if "redis" in backends:
+        zaqar = next(c for c in data["contenders"] if c["name"] == "zaqar")
+        assert zaqar["role"] == "peer" and zaqar["facts"]["zaqar"] == "23.0.1" and zaqar["facts"]["ipc_us"] > 0
+        redis_uri = next(uri for uri in bench_uris if backend_of(uri) == "redis")
+        assert zaqar["facts"]["database"] == redis.Redis.from_url(redis_uri).connection_pool.connection_kwargs["db"]
 
     # Every contender ran every workload it can, twice, alternating, and every run passed the history check.
     runs = data["runs"]
-    invalid = [(r["contender"], r["workload"], r["anomalies"], r["errors"]) for r in runs if not r["valid"]]
+    invalid = [
+        (r["contender"], r["workload"], r["anomalies"], r["errors"])
+        for r in runs
+        if not r["valid"] and (r["contender"], r["workload"]) not in UNPROMISED
+    ]
     assert runs and not invalid, invalid
     for workload in workloads:
         mine = [run for run in runs if run["workload"] == workload.name]
@@ -138,7 +159,8 @@ def test_the_whole_harness_on_a_tiny_workload(bench_uris, tmp_path):
 
     # The outputs: a table with a row per workload and backend, the Markdown copy, a PNG.
     table = report.text_table(results)
-    assert "INVALID" not in table and table.count("VALID") == len(workloads) * len(backends)
+    lines = [line for line in table.splitlines() if not ("Redis" in line and line.startswith("mixed "))]
+    assert "INVALID" not in "\n".join(lines) and table.count("VALID") == len(workloads) * len(backends)
     assert (output / "bench.md").read_text().startswith("| workload |")
     assert (output / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -160,10 +182,20 @@ def test_the_whole_harness_on_a_tiny_workload(bench_uris, tmp_path):
                 engine.dispose()
             assert left == []
         if backend_of(uri) == "redis":
-            import redis
-
             client = redis.Redis.from_url(uri)
             try:
                 assert list(client.scan_iter(match=f"{prefix}:*")) == []
+                assert list(client.scan_iter(match=f"{project_of(prefix)}.*")) == []  # Zaqar's
+                indexed = client.zrange("msgset_index", 0, -1)  # Zaqar's index of every queue's message set
+                assert not [key for key in indexed if isinstance(key, bytes) and key.startswith(prefix.encode())]
             finally:
                 client.close()
+        if backend_of(uri) == "mongodb":
+            import pymongo
+
+            mongo: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(uri)
+            try:
+                names = mongo.get_default_database("marconi").list_collection_names()
+                assert [name for name in names if name.startswith(prefix)] == []
+            finally:
+                mongo.close()
