@@ -4,7 +4,7 @@ SQLAlchemy resolves the URL, loads the DBAPI, pools connections and creates the 
 driver's prepared statements (``statements.py``) straight on a pooled DBAPI connection, so a call costs its
 round trips and little else. Connections stay in autocommit mode: a single statement is one round trip, and a
 write of several runs in an explicit transaction (READ COMMITTED on PostgreSQL and MariaDB/MySQL, ``BEGIN
-IMMEDIATE`` on SQLite), sent in one round trip where the DBAPI can pipeline (psycopg 3).
+IMMEDIATE`` on SQLite). PostgreSQL's posts, claims and pops are each one statement, atomic by itself.
 
 Guarantees: a lock is never waited on longer than what is left of the call's ``conflict_timeout``; a failure
 while committing, whose outcome is unknown, is ``BackendError`` at once; a connection the server dropped is
@@ -69,8 +69,7 @@ class Lost(Exception):
 
 class Observer(Protocol):
     def __call__(self, phase: str, sql: str, connection: Any) -> None:
-        """``phase``: "before" or "after" a statement sent on its own; "queued" for one sent in a pipeline, then
-        "flush" (``sql`` empty) when the pipeline goes out, one round trip for all it holds."""
+        """``phase``: "before" or "after" each statement a session sends (one round trip each)."""
 
 
 class Counter:
@@ -83,9 +82,10 @@ class Counter:
         self.round_trips = 0
 
     def __call__(self, phase: str, sql: str, connection: Any) -> None:
-        if phase in ("before", "flush"):
-            self.round_trips += 1
-        if phase in ("before", "queued") and not sql.lstrip().upper().startswith(self.CONTROL):
+        if phase != "before":
+            return
+        self.round_trips += 1
+        if not sql.lstrip().upper().startswith(self.CONTROL):
             self.statements.append(" ".join(sql.split()))
 
 
@@ -119,10 +119,9 @@ class Database:
             self._transactional = self._create_engine(dict(engine_options), autocommit=False)
         dbapi: Any = self.engine.dialect.loaded_dbapi
         self.dbapi_error: type[Exception] = dbapi.Error
-        self.pipelines = self.kind == "postgresql" and self.engine.dialect.driver == "psycopg"
         self.statements = Statements(self.kind, names, pyformat=self.kind != "sqlite")
         self.observers: list[Observer] = []
-        self._pausing = 0  # observers that may block between statements: pipelines then send one at a time
+        self._pausing = 0  # observers that may block a call between statements (see ``alone``)
 
     def _create_engine(self, options: dict[str, Any], autocommit: bool) -> Engine:
         connect_args: dict[str, Any] = {}
@@ -173,17 +172,13 @@ class Database:
 
     def listen(self, observer: Observer, *, pauses: bool = False) -> None:
         """Call ``observer`` around every statement sessions send (tests and benchmarks count them). One that
-        ``pauses`` (blocks a call between two statements) makes pipelines send their statements one at a time."""
+        ``pauses`` (blocks a call between two statements) makes one-statement writes run in a transaction."""
         self.observers.append(observer)
         self._pausing += pauses
 
     def unlisten(self, observer: Observer, *, pauses: bool = False) -> None:
         self.observers.remove(observer)
         self._pausing -= pauses
-
-    @property
-    def pipelining(self) -> bool:
-        return self.pipelines and not self._pausing
 
     @contextmanager
     def session(self, transactional: bool = False) -> Iterator[Session]:
@@ -242,10 +237,13 @@ class Database:
             session.commit()
             return result
 
-    def pipeline(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Result]:
-        """Statements that depend on nothing the client learns in between, in one transaction, sent together."""
-        with self.session() as session:
-            return session.pipeline(items)
+    def alone(self, statement: str, /, **params: Any) -> Result:
+        """A write that is one statement, atomic by itself, sent alone in autocommit: one round trip. While an
+        observer pauses calls between statements (tests), it runs in a transaction of its own instead, so that a
+        pause right after it holds its locks until the commit."""
+        if not self._pausing:
+            return self.read(statement, **params)
+        return self.transaction(lambda session: session.run(statement, **params))
 
     def disconnected(self, error: Exception, dbapi_connection: Any) -> bool:
         """Whether ``error`` says the server dropped the connection (SQLAlchemy's dialect knows each DBAPI's)."""
@@ -341,7 +339,7 @@ class Session:
         return self._execute(self.database.statements[statement], params)
 
     def many(self, statement: str, rows: Sequence[Mapping[str, Any]]) -> Result:
-        """One statement for each of ``rows`` (PyMySQL folds an INSERT's into one; psycopg pipelines them)."""
+        """One statement for each of ``rows`` (PyMySQL folds an INSERT's into one)."""
         return self._execute(self.database.statements[statement], {}, rows)
 
     def insert(self, statement: str, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -399,47 +397,3 @@ class Session:
         except self.database.dbapi_error:
             self.discard = True  # a connection that cannot roll back is not pooled again
 
-    def pipeline(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Result]:
-        """``items`` in one transaction, in one round trip where the DBAPI pipelines (psycopg 3) and nobody
-        watches statement by statement; one after another otherwise."""
-        if not self.database.pipelining:
-            self.begin()
-            try:
-                results = [self._execute(self.database.statements[name], params) for name, params in items]
-            except BaseException:
-                self.rollback()
-                raise
-            self.commit()
-            return results
-        statements = self.database.statements
-        cursors = []
-        try:
-            with self.connection.pipeline():
-                self._pipelined(BEGIN["postgresql"], {})
-                attempts = failures.current()
-                if attempts is not None and attempts.number > 1:
-                    remaining = max(1, math.ceil(attempts.remaining() * 1000))
-                    self._pipelined(f"SET LOCAL lock_timeout = '{remaining}ms'", {})
-                for name, params in items:
-                    cursors.append(self._pipelined(*statements[name].render(params)))
-                self.committing = True  # the COMMIT goes out with the rest: a lost connection leaves it unknown
-                self._pipelined("COMMIT", {})
-                self._notify("flush", "")
-            self.committing = False
-            return [Result(cursor.fetchall() if cursor.description else [], cursor.rowcount) for cursor in cursors]
-        except self.database.dbapi_error as error:
-            if self.database.disconnected(error, self.connection):
-                raise
-            self.committing = False  # the server answered: a statement failed, and nothing was committed
-            if self.connection.info.transaction_status != 0:  # not idle: the failed transaction is still open
-                self.rollback()
-            raise
-        finally:
-            for cursor in cursors:
-                cursor.close()
-
-    def _pipelined(self, sql: str, params: Mapping[str, Any]) -> Any:
-        self._notify("queued", sql)
-        cursor = self.connection.cursor()
-        cursor.execute(sql, params or None)
-        return cursor

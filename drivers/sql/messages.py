@@ -49,7 +49,7 @@ LOCKING = Locking()
 def take_side_by_side(database: Database, statement: str, parameters: dict[str, Any]) -> Rows | Locking | None:
     """PostgreSQL's claim or pop in one statement (``sql/postgresql.sql``): the messages it took; None if there is
     no such queue; LOCKING when it took nothing because lapsed claims or due messages call for the locking path."""
-    found = database.pipeline([(statement, parameters)])[0].rows
+    found = database.alone(statement, **parameters).rows
     if not found:
         return None
     queue_id, next_due, lapsed = found[0][:3]
@@ -65,20 +65,17 @@ def take(
     messages (up to ``limit``, by position). None if there is no such queue. Claims and pops start here.
     ``looked``: this transaction has looked for eligible messages and found none; only lapsed claims or due
     messages can change that."""
-    statements = session.database.statements
-    if "queue_take" in statements:  # the turn and the messages in one statement (MariaDB/MySQL)
+    if "queue_take" in session.database.statements:  # the turn and the messages in one statement (MariaDB/MySQL)
         found = session.run("queue_take", now=now, limit=limit, **named(name, project)).rows
-        turn = found[0] if found else None
+        turn, looked = next((record for record in found if record[0] is not None), None), True
     else:
         found, turn = [], session.run("queue_turn", now=now, **named(name, project)).first()
     if turn is None:
         return None
     queue = QueueRow.of(turn)
     lapsed = bool(turn[4])
-    if found and not (lapsed or queue.due(now)):
-        return queue, rows_of(found, 5)
     if looked and not (lapsed or queue.due(now)):
-        return queue, []
+        return queue, by_position(rows_of(found, 5))
     queue = promote(session, queue, now)
     if lapsed:
         session.run("lapsed_claims_clear", queue_id=queue.id, now=now)
@@ -95,7 +92,7 @@ class SQLMessages(MessageBase):
         database = self.driver.database
         count = len(request.messages)
         if database.kind == "postgresql":
-            posted = database.pipeline([("post", self._batch(request))])[0].first()
+            posted = database.alone("post", **self._batch(request)).first()
             if posted is not None:
                 queue_id, last_number = posted
                 return Posted(int(queue_id), list(range(last_number - count + 1, last_number + 1)))

@@ -1,4 +1,4 @@
--- PostgreSQL: each hot write is one statement (sent with its BEGIN and COMMIT in one pipelined round trip).
+-- PostgreSQL: each hot write is one statement, atomic by itself, sent in autocommit: one round trip.
 -- Locking reads see the statement's snapshot, so claims run side by side with SKIP LOCKED.
 
 -- A post in one statement: lock and advance the queue's counters (the row lock is held until commit, so

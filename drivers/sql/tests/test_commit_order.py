@@ -115,7 +115,7 @@ def watched(driver: SQLDriver) -> Iterator[dict[str, Any]]:
     seen: dict[str, Any] = {}
 
     def on_statement(phase: str, sql: str, connection: Any) -> None:
-        if phase in ("before", "queued"):
+        if phase == "before":
             seen.setdefault("session", session_id(connection))
             if sql.startswith("BEGIN"):  # SQLite: the next thing is to wait for the write lock
                 seen.setdefault("begun", True)

@@ -2,7 +2,7 @@
 
 Counted by watching the driver's sessions (``Database.listen`` with ``engine.Counter``): statements are what the
 backend executes apart from transaction control (BEGIN, COMMIT, ROLLBACK, session settings); round trips are
-network exchanges, so a pipelined transaction (PostgreSQL, psycopg 3) counts as one however many it holds.
+network exchanges, transaction control included.
 SQLite runs in this process: its "round trips" are calls into the library, listed for completeness.
 """
 
