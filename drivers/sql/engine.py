@@ -396,4 +396,3 @@ class Session:
             self._control("ROLLBACK")
         except self.database.dbapi_error:
             self.discard = True  # a connection that cannot roll back is not pooled again
-
