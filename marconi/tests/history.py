@@ -59,6 +59,8 @@ class Kind(StrEnum):
     RELEASE = "release"  # claim delete; claim_id: the claim released
     DELETE = "delete"  # values: the messages deleted
     POP = "pop"  # values: the messages popped
+    RENEW = "renew"  # claim update; claim_id: the claim, claim_ttl: its new lease
+    STATS = "stats"  # queue stats; counts: (claimed, free, total) as reported
 
 
 class Outcome(StrEnum):
@@ -76,6 +78,8 @@ class AnomalyKind(StrEnum):
     SKIP = "skip"
     CLAIM_OVERLAP = "claim-overlap"
     INCOMPLETE = "incomplete"
+    DELIVERED_AFTER_DELETE = "delivered-after-delete"
+    STATS = "stats"
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class Op:
     claim_id: str | None = None  # claim, release: the claim
     claim_ttl: float | None = None  # claim: the lease asked for, in seconds
     error: str | None = None  # fail, unknown: what was raised
+    counts: tuple[int, int, int] | None = None  # stats: (claimed, free, total) as reported
 
     @property
     def short(self) -> bool:
@@ -112,6 +117,7 @@ class Op:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Op:
         values = tuple((str(p), int(s)) for p, s in data.get("values", ()))
+        counts = data.get("counts")
         return cls(
             **{
                 **data,
@@ -119,6 +125,7 @@ class Op:
                 "outcome": Outcome(data["outcome"]),
                 "values": values,
                 "ids": tuple(data.get("ids", ())),
+                "counts": None if counts is None else (int(counts[0]), int(counts[1]), int(counts[2])),
             }
         )
 
@@ -136,12 +143,46 @@ def value_of(body: Any) -> Value:
 
 
 class Recorder:
-    """Records the operations of one process (or thread), in the order it performs them. Not thread-safe."""
+    """Records the operations of one process (or thread), in the order it performs them. Not thread-safe.
 
-    def __init__(self, process: str, now: Callable[[], float] = time.monotonic) -> None:
+    With a ``sink``, every operation is also streamed as it happens: :meth:`invoke` sends an ``invoke`` event
+    before the call, :meth:`complete` (or :meth:`record`) a ``complete`` event with the whole operation after it,
+    each a JSON-ready dict numbered per process (``n``). A process killed mid-call leaves an invoke without its
+    completion: an operation of unknown outcome that never returned.
+    """
+
+    def __init__(
+        self,
+        process: str,
+        now: Callable[[], float] = time.monotonic,
+        sink: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.process = process
         self.now = now
         self.ops: list[Op] = []
+        self.sink = sink
+        self._number = 0
+        self._open = False  # invoke() began an operation that record() has not yet ended
+        self._pending: tuple[Kind, str, float, dict[str, Any]] | None = None
+
+    def invoke(self, kind: Kind, queue: str, **details: Any) -> float:
+        """Begin an operation (what is known before the call in ``details``); its invoke time."""
+        invoke = self.now()
+        self._pending = (kind, queue, invoke, details)
+        self._number += 1
+        self._open = True
+        if self.sink is not None:
+            partial = Op(self.process, kind, queue, invoke, None, Outcome.UNKNOWN, **details).to_dict()
+            self.sink({"event": "invoke", "process": self.process, "n": self._number, "op": partial})
+        return invoke
+
+    def complete(self, outcome: Outcome, **details: Any) -> Op:
+        """End the operation begun by :meth:`invoke`, now: a call that returned, even with an error."""
+        if self._pending is None:
+            raise RuntimeError(f"{self.process}: complete() without invoke()")
+        kind, queue, invoke, known = self._pending
+        self._pending = None
+        return self.record(kind, queue, invoke, outcome, self.now(), **{**known, **details})
 
     def record(
         self, kind: Kind, queue: str, invoke: float, outcome: Outcome, complete: float | None = None, **details: Any
@@ -151,6 +192,11 @@ class Recorder:
             complete = self.now()
         op = Op(self.process, kind, queue, invoke, complete, outcome, **details)
         self.ops.append(op)
+        if not self._open:  # recorded whole, without invoke(): a number of its own
+            self._number += 1
+        self._open = False
+        if self.sink is not None:
+            self.sink({"event": "complete", "process": self.process, "n": self._number, "op": op.to_dict()})
         return op
 
 
