@@ -27,11 +27,11 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from marconi.storage import ClaimDoesNotExist, DriverBase, MessageConflict, MessageNotClaimedBy, load
+from marconi.storage import ClaimDoesNotExist, DriverBase, Message, MessageConflict, MessageNotClaimedBy, load
 from marconi.tests.history import History, Kind, Op, Outcome, Recorder, Value, body_of, value_of
 
 #: A claim lease no workload outlives, so every claim it makes stays live to the end.
@@ -266,7 +266,9 @@ class Claimer(Role):
                 yield Step(received=len(messages), idle=not messages)
 
 
-def claim(driver: DriverBase, recorder: Recorder, role: Role, limit: int, ttl: int, grace: int = 60) -> Iterator[Step]:
+def claim(
+    driver: DriverBase, recorder: Recorder, role: Role, limit: int, ttl: int, grace: int = 60
+) -> Generator[Step, None, list[Message] | None]:
     """Claim (a generator step): yields a Step of its own on error; returns what was claimed, else None."""
     recorder.invoke(Kind.CLAIM, role.queue, limit=limit, claim_ttl=ttl)
     try:
@@ -305,7 +307,7 @@ class Consumer(Role):
     (``MessageNotClaimedBy``, ``ClaimDoesNotExist``): it is recorded as failed.
     """
 
-    max_limit: int = 5
+    max_limit: int = 8
     ttl: tuple[int, int] = (1, 3)  # the lease of each claim, in whole seconds, drawn from this range
     pop_share: float = 0.2  # of the operations that take new messages, this share pops instead of claiming
 
@@ -330,13 +332,13 @@ class Consumer(Role):
                     yield Step(received=len(messages), idle=not messages)
                 continue
             mine = held[rng.randrange(len(held))]
-            if choice < 0.45:
+            if choice < 0.4:
                 yield self._delete_one(driver, recorder, mine, held)
-            elif choice < 0.65:
-                yield self._delete_all(driver, recorder, mine, held)
             elif choice < 0.75:
+                yield self._delete_all(driver, recorder, mine, held)
+            elif choice < 0.83:
                 yield self._renew(driver, recorder, mine, held, rng.randint(*self.ttl))
-            elif choice < 0.9:
+            elif choice < 0.93:
                 yield self._release(driver, recorder, mine, held)
             else:
                 held.remove(mine)  # let it lapse: never touched again
