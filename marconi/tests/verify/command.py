@@ -68,9 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class ProgressBar:
     """On a terminal, a bar redrawn in place; otherwise a line every 10% of the operations or 10 seconds."""
 
-    def __init__(self, total: int, seconds: float, stream: TextIO = sys.stderr) -> None:
-        self.total, self.seconds, self.stream = total, seconds, stream
-        self.tty = stream.isatty()
+    def __init__(self, total: int, seconds: float, stream: TextIO | None = None) -> None:
+        self.total, self.seconds = total, seconds
+        self.stream: TextIO = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.last_line = (0.0, -1)
 
     def __call__(self, progress: runner.Progress) -> None:
