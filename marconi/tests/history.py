@@ -44,7 +44,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -109,9 +109,23 @@ class Op:
         return self.kind is Kind.LIST and self.outcome is Outcome.OK and len(self.values) < (self.limit or 0)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["values"] = [list(value) for value in self.values]
-        data["ids"] = list(self.ids)
+        """The operation as JSON-ready data; fields at their defaults are left out (``from_dict`` fills them)."""
+        data: dict[str, Any] = {
+            "process": self.process,
+            "kind": self.kind.value,
+            "queue": self.queue,
+            "invoke": self.invoke,
+            "complete": self.complete,
+            "outcome": self.outcome.value,
+        }
+        if self.values:
+            data["values"] = [list(value) for value in self.values]
+        if self.ids:
+            data["ids"] = list(self.ids)
+        for name in _OPTIONAL:
+            value = getattr(self, name)
+            if value is not None and value is not False:
+                data[name] = list(value) if name == "counts" else value
         return data
 
     @classmethod
@@ -128,6 +142,9 @@ class Op:
                 "counts": None if counts is None else (int(counts[0]), int(counts[1]), int(counts[2])),
             }
         )
+
+
+_OPTIONAL = ("marker", "next_marker", "limit", "exhaustive", "claim_id", "claim_ttl", "error", "counts")
 
 
 def body_of(value: Value) -> dict[str, Any]:

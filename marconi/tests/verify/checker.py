@@ -23,9 +23,10 @@ outcome may have taken any messages up to its limit (the checks excuse as many a
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from marconi.tests.history import (
@@ -138,6 +139,28 @@ def _possible_ends(ops: Sequence[Op]) -> dict[str, float]:
     return ends
 
 
+def _sweep(
+    starts: dict[Value, float], ends: dict[Value, float], windows: Sequence[tuple[float, float]]
+) -> Iterator[set[Value]]:
+    """For each ``(enter, leave)`` of ``windows`` (each increasing): the values whose start is before ``enter`` and
+    whose end (if any) is not before ``leave``. One set, updated in place from one window to the next."""
+    by_start = sorted(starts.items(), key=lambda item: item[1])
+    by_end = sorted(ends.items(), key=lambda item: item[1])
+    present: set[Value] = set()
+    gone: set[Value] = set()
+    entered = left = 0
+    for enter, leave in windows:
+        while left < len(by_end) and by_end[left][1] < leave:
+            gone.add(by_end[left][0])
+            present.discard(by_end[left][0])
+            left += 1
+        while entered < len(by_start) and by_start[entered][1] < enter:
+            if by_start[entered][0] not in gone:
+                present.add(by_start[entered][0])
+            entered += 1
+        yield present
+
+
 def stats(queue: str, ops: Sequence[Op]) -> list[Anomaly]:
     """Each stats read (``counts``) against the bounds the history puts on ``total`` and ``claimed`` then."""
     reads = [op for op in ops if op.kind is Kind.STATS and op.outcome is Outcome.OK and op.counts is not None]
@@ -163,32 +186,41 @@ def stats(queue: str, ops: Sequence[Op]) -> list[Anomaly]:
     claims = [op for op in ops if op.kind is Kind.CLAIM]
     spans = leases(claims, [op for op in ops if op.kind is Kind.RENEW], [op for op in ops if op.kind is Kind.RELEASE])
     possible_end = _possible_ends(ops)
+    unknown_pops = [op for op in ops if op.kind is Kind.POP and op.outcome is Outcome.UNKNOWN]
+    unknown_claims = [op for op in claims if op.outcome is Outcome.UNKNOWN]
+    held = sorted(
+        (op for op in claims if op.outcome is Outcome.OK and op.claim_id in possible_end), key=lambda op: op.invoke
+    )
+    reads.sort(key=lambda op: op.invoke)
+    windows = [(read.invoke, read.complete or math.inf) for read in reads]
+    surely_sets = _sweep(posted_ok, removed_maybe, windows)
+    maybe_sets = _sweep(posted_maybe, removed_ok, [(s1, s0) for s0, s1 in windows])
+    live: list[tuple[float, int, Op]] = []  # claims that may be live, by when they surely are not
+    taken = 0
     anomalies = []
-    for read in reads:
-        assert read.counts is not None and read.complete is not None
+    for read, (s0, s1), present_surely, present_maybe in zip(reads, windows, surely_sets, maybe_sets, strict=True):
+        assert read.counts is not None
         claimed, free, total = read.counts
-        s0, s1 = read.invoke, read.complete
-        pops = sum(
-            op.limit or 0 for op in ops if op.kind is Kind.POP and op.outcome is Outcome.UNKNOWN and op.invoke < s1
-        )
+        pops = sum(op.limit or 0 for op in unknown_pops if op.invoke < s1)
         grabs = sum(
-            op.limit or 0
-            for op in claims
-            if op.outcome is Outcome.UNKNOWN and op.invoke < s1 and effect_end(op) + (op.claim_ttl or 0) > s0
+            op.limit or 0 for op in unknown_claims if op.invoke < s1 and effect_end(op) + (op.claim_ttl or 0) > s0
         )
-
-        present_surely = {v for v, at in posted_ok.items() if at < s0 and removed_maybe.get(v, math.inf) >= s1}
-        present_maybe = {v for v, at in posted_maybe.items() if at < s1 and removed_ok.get(v, math.inf) >= s0}
         low = max(0, len(present_surely) - pops)
         high = len(present_maybe)
+        while taken < len(held) and held[taken].invoke < s1:
+            op = held[taken]
+            assert op.claim_id is not None
+            heapq.heappush(live, (max(possible_end[op.claim_id], spans.get(op.claim_id, (0.0, 0.0))[1]), taken, op))
+            taken += 1
+        while live and live[0][0] <= s0:
+            heapq.heappop(live)
         held_surely: set[Value] = set()
         held_maybe: set[Value] = set()
-        for op in claims:
-            if op.outcome is not Outcome.OK or op.claim_id is None or op.complete is None:
-                continue
+        for _, _, op in live:
+            assert op.claim_id is not None
             start, end = spans.get(op.claim_id, (math.inf, -math.inf))
             surely = start < s0 and end > s1
-            maybe = op.invoke < s1 and possible_end.get(op.claim_id, -math.inf) > s0
+            maybe = possible_end[op.claim_id] > s0
             for value in op.values:
                 if surely and value in present_surely:
                     held_surely.add(value)
