@@ -96,6 +96,7 @@ class RunResult:
     progress: Progress
     errors: list[str]
     faults: dict[str, int]
+    seed: int
 
 
 def resolve(name: str) -> Callable[[DriverBase], DriverBase]:
@@ -260,7 +261,9 @@ class Run:
                     self._final_read(queue)
             finally:
                 self._cleanup()
-        return RunResult(self.path, self.project, self.queues, self.progress, self.errors, self.injected)
+        return RunResult(
+            self.path, self.project, self.queues, self.progress, self.errors, self.injected, self.plan.seed
+        )
 
     def _run_workers(self) -> None:
         plan = self.plan
