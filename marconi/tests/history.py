@@ -44,9 +44,9 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 #: A message's unique value: (producer, sequence number in that producer's posting order).
 Value = tuple[str, int]
@@ -130,18 +130,29 @@ class Op:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Op:
-        values = tuple((str(p), int(s)) for p, s in data.get("values", ()))
+        values = data.get("values")
         counts = data.get("counts")
         return cls(
             **{
                 **data,
-                "kind": Kind(data["kind"]),
-                "outcome": Outcome(data["outcome"]),
-                "values": values,
+                "kind": _KINDS[data["kind"]],
+                "outcome": _OUTCOMES[data["outcome"]],
+                "values": _values(values) if values else (),
                 "ids": tuple(data.get("ids", ())),
                 "counts": None if counts is None else (int(counts[0]), int(counts[1]), int(counts[2])),
             }
         )
+
+
+_KINDS = {kind.value: kind for kind in Kind}
+_OUTCOMES = {outcome.value: outcome for outcome in Outcome}
+
+
+def _values(items: Iterable[Any]) -> tuple[Value, ...]:
+    values: tuple[Any, ...] = tuple(tuple(item) for item in items)
+    if not all(type(p) is str and type(s) is int for p, s in values):
+        return tuple((str(p), int(s)) for p, s in values)
+    return values
 
 
 _OPTIONAL = ("marker", "next_marker", "limit", "exhaustive", "claim_id", "claim_ttl", "error", "counts")
@@ -302,8 +313,7 @@ class Report:
 # --- the checkers ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Posted:
+class _Posted(NamedTuple):
     """What the producers did with one value: attempted at ``invoke``, acknowledged at ``ack`` (inf: never)."""
 
     process: str
@@ -323,8 +333,7 @@ def _posts(ops: Sequence[Op]) -> dict[Value, _Posted]:
             if earlier is None:
                 posted[value] = _Posted(op.process, op.invoke, ack, op.outcome is Outcome.FAIL)
             else:  # posted again (a retry): the earliest acknowledgement counts
-                posted[value] = replace(
-                    earlier,
+                posted[value] = earlier._replace(
                     invoke=min(earlier.invoke, op.invoke),
                     ack=min(earlier.ack, ack),
                     failed=earlier.failed and op.outcome is Outcome.FAIL,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,48 +69,59 @@ class Recorded:
     damaged: list[int] = field(default_factory=list)
 
 
-def events(path: Path | str) -> Iterator[tuple[int, dict[str, Any] | None]]:
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                yield number, None
-                continue
-            yield number, event if isinstance(event, dict) else None
+def _invoke_key(line: str) -> str | None:
+    """The ``"process":P,"n":N`` part of an invoke line as :class:`Journal` writes it (None if written otherwise):
+    an invoke is parsed only if its completion never comes."""
+    if line.startswith(_INVOKE):
+        end = line.find(',"op":', len(_INVOKE))
+        if end > 0:
+            return line[len(_INVOKE) : end]
+    return None
+
+
+_INVOKE = '{"event":"invoke",'
+_COMPLETE = '{"event":"complete",'
 
 
 def read(path: Path | str) -> Recorded:
     """Read a history file. Raises OSError if it cannot be read, ValueError if it is not a history at all."""
     recorded = Recorded()
-    pending: dict[tuple[str, int], dict[str, Any]] = {}
+    pending: dict[str, tuple[int, str]] = {}
     ops: list[Op] = []
-    for number, event in events(path):
-        kind = event.get("event") if event is not None else None
-        try:
-            if event is None:
-                raise ValueError
-            if kind == "run":
-                recorded.plan = {key: value for key, value in event.items() if key != "event"}
-            elif kind == "invoke":
-                pending[(event["process"], event["n"])] = event["op"]
-            elif kind == "complete":
-                pending.pop((event["process"], event["n"]), None)
-                ops.append(Op.from_dict(event["op"]))
-            elif kind == "fault":
-                recorded.faults.append(
-                    Fault(str(event["name"]), float(event["start"]), float(event["end"]), str(event["detail"]))
-                )
-            elif kind == "error":
-                recorded.errors.append(f"{event['process']}: {event['detail']}")
-            else:
-                raise ValueError
-        except (KeyError, TypeError, ValueError):
-            recorded.damaged.append(number)
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            key = _invoke_key(line)
+            if key is not None:
+                pending[key] = (number, line)
+                continue
+            try:
+                event = json.loads(line)
+                kind = event["event"]
+                if kind == "complete":
+                    pending.pop(f'"process":{json.dumps(event["process"])},"n":{event["n"]}', None)
+                    ops.append(Op.from_dict(event["op"]))
+                elif kind == "invoke":  # written by another writer than Journal: keyed the same way
+                    pending[f'"process":{json.dumps(event["process"])},"n":{event["n"]}'] = (number, line)
+                elif kind == "run":
+                    recorded.plan = {key: value for key, value in event.items() if key != "event"}
+                elif kind == "fault":
+                    recorded.faults.append(
+                        Fault(str(event["name"]), float(event["start"]), float(event["end"]), str(event["detail"]))
+                    )
+                elif kind == "error":
+                    recorded.errors.append(f"{event['process']}: {event['detail']}")
+                else:
+                    raise ValueError
+            except (KeyError, TypeError, ValueError):
+                recorded.damaged.append(number)
     if not recorded.plan and not ops:
         raise ValueError(f"{path} is not a marconi verify history (no run line, no operations)")
-    for partial in pending.values():  # invoked, never returned: the process died mid-call
-        ops.append(Op.from_dict({**partial, "outcome": Outcome.UNKNOWN.value, "complete": None}))
+    for number, line in pending.values():  # invoked, never returned: the process died mid-call
+        try:
+            partial = json.loads(line)["op"]
+            ops.append(Op.from_dict({**partial, "outcome": Outcome.UNKNOWN.value, "complete": None}))
+        except (KeyError, TypeError, ValueError):
+            recorded.damaged.append(number)
     ops.sort(key=lambda op: op.invoke)
     recorded.history = History(ops)
     return recorded
