@@ -112,43 +112,41 @@ def open_driver(plan: Plan) -> DriverBase:
     return resolve(plan.wrap)(driver) if plan.wrap else driver
 
 
+# Shared cells, each written by one side only and never behind a lock: a worker SIGKILLed while holding a shared
+# lock would stop every other worker and the run with it.
+STOP, PAUSE, GO, DEADLINE = range(4)  # the run's signals (RawArray of doubles), written by the run
+OPS, READY, PAUSED = range(3)  # a worker's cells (RawArray of longs), written by that worker
+
+
 @dataclass
 class Gate:
-    """The gate of every worker: counts the run's operations, closes at the end, holds workers at a quiet point.
+    """The gate of every worker: closes at the end, holds workers at a quiet point, counts the worker's ops.
 
-    Built on multiprocessing primitives, which serve threads as well as processes.
+    ``signals`` (STOP, PAUSE, GO, DEADLINE) are the run's; ``mine`` (OPS, READY, PAUSED) this worker's. The run
+    ends the run when the workers' operations add up to its bound.
     """
 
-    stop: Any
-    pause: Any
-    done_ops: Any  # multiprocessing.Value('q'): operations begun by every worker
-    limit: int
-    go: Any  # set once every worker of the start is ready; the run's clock starts then
-    deadline: Any  # multiprocessing.Value('d'): when the run ends (monotonic), set with go
-    ready: Any  # multiprocessing.Value('q'): workers that have loaded their driver
-    paused: Any = None  # this worker's flag: 1 while held at a quiet point
+    signals: Any
+    mine: Any
 
     def start(self) -> bool:
         """Report ready and wait for the run to start; False if it stopped first."""
-        with self.ready.get_lock():
-            self.ready.value += 1
-        while not self.go.wait(0.05):
-            if self.stop.is_set():
+        self.mine[READY] = 1
+        while not self.signals[GO]:
+            if self.signals[STOP]:
                 return False
+            time.sleep(0.01)
         return True
 
     def proceed(self) -> bool:
-        if self.pause.is_set():
-            self.paused.value = 1
-            while self.pause.is_set() and not self.stop.is_set():
+        if self.signals[PAUSE]:
+            self.mine[PAUSED] = 1
+            while self.signals[PAUSE] and not self.signals[STOP]:
                 time.sleep(0.002)
-            self.paused.value = 0
-        if self.stop.is_set() or time.monotonic() > self.deadline.value:
+            self.mine[PAUSED] = 0
+        if self.signals[STOP] or time.monotonic() > self.signals[DEADLINE]:
             return False
-        with self.done_ops.get_lock():
-            if self.done_ops.value >= self.limit:
-                return False
-            self.done_ops.value += 1
+        self.mine[OPS] += 1
         return True
 
 
@@ -217,9 +215,8 @@ class Run:
         self.project = f"verify-{uuid.uuid4().hex[:10]}"
         self.queues = [f"q{index}" for index in range(plan.queues)]
         self.context = multiprocessing.get_context("spawn")
-        self.stop = self.context.Event()
-        self.pause = self.context.Event()
-        self.done_ops = self.context.Value("q", 0)
+        self.signals = self.context.RawArray("d", 4)
+        self.signals[DEADLINE] = float("inf")
         self.workers: list[Worker] = []
         self.incarnations: dict[str, int] = {}
         self.errors: list[str] = []
@@ -227,9 +224,6 @@ class Run:
         self.injected: dict[str, int] = {name: 0 for name in plan.faults}
         self.driver: DriverBase | None = None
         self.threads = False
-        self.go = self.context.Event()
-        self.deadline = self.context.Value("d", float("inf"))
-        self.ready = self.context.Value("q", 0)
 
     # --- the run ------------------------------------------------------------------------------------------
 
@@ -274,25 +268,25 @@ class Run:
         for index in range(plan.consumers):
             self._start(self._role("consumer", f"consumer-{index}", index))
         startup = time.monotonic() + STARTUP_PATIENCE
-        while self.ready.value < len(self.workers):
+        while not all(worker.gate.mine[READY] for worker in self.workers):
             self._check_workers()
             if self.errors or time.monotonic() > startup:
-                self.stop.set()
+                self.signals[STOP] = 1
                 self._join()
                 raise RunError(f"workers did not start: {'; '.join(self.errors) or 'timed out'}")
             time.sleep(TICK)
         started = time.monotonic()
-        self.deadline.value = started + plan.seconds
-        self.go.set()
+        self.signals[DEADLINE] = started + plan.seconds
+        self.signals[GO] = 1
         next_fault = started + plan.fault_every * (0.5 + self.rng.random())
         next_quiet = started + plan.quiet_every if plan.quiet_every > 0 else float("inf")
         try:
             while True:
                 now = time.monotonic()
-                self.progress.ops = self.done_ops.value
+                self.progress.ops = self.ops_done()
                 self.progress.elapsed = now - started
                 self.report_progress(self.progress)
-                if self.done_ops.value >= plan.ops or now > self.deadline.value:
+                if self.progress.ops >= plan.ops or now > self.signals[DEADLINE]:
                     break
                 self._check_workers()
                 if not any(worker.alive for worker in self.workers):
@@ -305,9 +299,9 @@ class Run:
                     next_quiet = time.monotonic() + plan.quiet_every
                 time.sleep(TICK)
         finally:
-            self.stop.set()
+            self.signals[STOP] = 1
             self._join()
-        self.progress.ops = self.done_ops.value
+        self.progress.ops = self.ops_done()
         self.progress.elapsed = time.monotonic() - started
         self.report_progress(self.progress)
 
@@ -332,16 +326,7 @@ class Run:
 
     def _start(self, role: workloads.Role) -> Worker:
         kind = role.name.split("-", 1)[0]
-        gate = Gate(
-            self.stop,
-            self.pause,
-            self.done_ops,
-            self.plan.ops,
-            self.go,
-            self.deadline,
-            self.ready,
-            self.context.Value("b", 0),
-        )
+        gate = Gate(self.signals, self.context.RawArray("q", 3))
         if self.threads:
             assert self.driver is not None
             thread = threading.Thread(
@@ -367,6 +352,9 @@ class Run:
         except BaseException:
             self.journal.write({"event": "error", "process": role.name, "detail": traceback.format_exc()})
             self.errors.append(f"{role.name} crashed: {traceback.format_exc()}")
+
+    def ops_done(self) -> int:
+        return sum(int(worker.gate.mine[OPS]) for worker in self.workers)
 
     def _check_workers(self) -> None:
         """A worker process that exited on its own, not killed by a fault, is an error of the run."""
@@ -421,10 +409,10 @@ class Run:
     def _quiet_point(self) -> None:
         """Hold every worker between two operations, record each queue's stats, let them go on."""
         assert self.driver is not None
-        self.pause.set()
+        self.signals[PAUSE] = 1
         try:
             deadline = time.monotonic() + QUIET_PATIENCE
-            while any(worker.alive and not worker.gate.paused.value for worker in self.workers):
+            while any(worker.alive and not worker.gate.mine[PAUSED] for worker in self.workers):
                 if time.monotonic() > deadline:
                     return  # a worker is stuck in a call: no quiet point this time
                 time.sleep(0.002)
@@ -439,7 +427,7 @@ class Run:
                 recorder.complete(Outcome.OK, counts=(stats["claimed"], stats["free"], stats["total"]))
             self.progress.quiet_points += 1
         finally:
-            self.pause.clear()
+            self.signals[PAUSE] = 0
 
     def _final_read(self, queue: str) -> None:
         """Page through ``queue`` from its head, claimed messages included, until a page comes back short."""
