@@ -41,6 +41,8 @@ from marconi.tests.verify.journal import Journal
 QUIET_PATIENCE = 10.0
 #: Seconds the workers get to start and load their drivers (spawned interpreters, on a loaded machine).
 STARTUP_PATIENCE = 120.0
+#: Seconds a worker keeps trying to load its driver (a fault may be under way as it starts).
+LOAD_PATIENCE = 30.0
 #: Seconds stopped workers get to finish their last operation before they are killed.
 STOP_PATIENCE = 30.0
 #: The page size of the final read.
@@ -164,11 +166,9 @@ def _worker_main(plan: Plan, role: workloads.Role, path: str, gate: Gate) -> Non
     """One worker process: its own driver, its own descriptor on the history file."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run stops its workers itself
     with Journal(path) as journal:
-        try:
-            driver = open_driver(plan)
-        except BaseException as error:
-            journal.write({"event": "error", "process": role.name, "detail": f"cannot load the driver: {error!r}"})
-            raise SystemExit(3) from None
+        driver = _load_through_faults(plan, role, journal)
+        if driver is None:
+            raise SystemExit(3)
         try:
             _work(driver, role, gate, journal)
         except BaseException:
@@ -177,6 +177,20 @@ def _worker_main(plan: Plan, role: workloads.Role, path: str, gate: Gate) -> Non
         finally:
             with contextlib.suppress(Exception):
                 driver.close()
+
+
+def _load_through_faults(plan: Plan, role: workloads.Role, journal: Journal) -> DriverBase | None:
+    """The worker's driver. A worker started while a fault is under way (a successor, right as connections are
+    killed or the server restarts) may see its driver's setup fail: it tries again for ``LOAD_PATIENCE`` seconds."""
+    deadline = time.monotonic() + LOAD_PATIENCE
+    while True:
+        try:
+            return open_driver(plan)
+        except Exception as error:
+            if time.monotonic() > deadline:
+                journal.write({"event": "error", "process": role.name, "detail": f"cannot load the driver: {error!r}"})
+                return None
+            time.sleep(0.2)
 
 
 class Worker:
