@@ -582,8 +582,11 @@ class _Lease:
 
 def leases(claims: Sequence[Op], renewals: Sequence[Op], releases: Sequence[Op]) -> dict[str, tuple[float, float]]:
     """Per claim created (ok), the span it was certainly live: from its creation's completion until its lease
-    (counted from when it was asked for, set anew by each renewal acknowledged, cut short by a renewal of unknown
-    outcome that may have shortened it) ran out or its release was asked for."""
+    (counted from when it was asked for, set anew by each renewal acknowledged while the lease certainly ran, cut
+    short by any other renewal, which may have shortened it) ran out or its release was asked for.
+
+    A driver reads "now" once, when a call begins: a renewal that waited (on a lock, say) past its lease's end
+    may still succeed as of its "now", after another claim took some of its messages; it proves nothing then."""
     released: dict[str, float] = {}
     for op in releases:
         if op.claim_id is not None:
@@ -599,7 +602,10 @@ def leases(claims: Sequence[Op], renewals: Sequence[Op], releases: Sequence[Op])
         end = op.invoke + (op.claim_ttl if op.claim_ttl is not None else math.inf)
         for renewal in sorted(renewed.get(op.claim_id, ()), key=lambda r: r.invoke):
             renewed_end = renewal.invoke + (renewal.claim_ttl or 0)  # a renewal sets the lease: maybe shorter
-            end = renewed_end if renewal.outcome is Outcome.OK else min(end, renewed_end)
+            if renewal.outcome is Outcome.OK and renewal.complete is not None and renewal.complete < end:
+                end = renewed_end
+            else:  # unknown, or acknowledged only after the lease may have run out: it proves no renewal
+                end = min(end, renewed_end)
         spans[op.claim_id] = (op.complete, min(end - CLOCK_SLACK, released.get(op.claim_id, math.inf)))
     return spans
 

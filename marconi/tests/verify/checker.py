@@ -61,11 +61,31 @@ def _by_queue(ops: Iterable[Op]) -> dict[str, list[Op]]:
     return grouped
 
 
-def _removals(ops: Sequence[Op]) -> dict[Value, Op]:
-    """Per value, the acknowledged delete or pop of it that completed first."""
-    first: dict[Value, Op] = {}
+def _certain_removals(ops: Sequence[Op]) -> list[Op]:
+    """The acknowledged pops, and the acknowledged deletes that completed while their claim was certainly live.
+
+    A delete under a claim leaves alone the messages its claim no longer holds, as of the "now" read when the call
+    began: one that completed after the lease may have run out may have found some taken by another claim."""
+    claims = [op for op in ops if op.kind is Kind.CLAIM]
+    renewals = [op for op in ops if op.kind is Kind.RENEW]
+    spans = leases(claims, renewals, [op for op in ops if op.kind is Kind.RELEASE])
+    certain = []
     for op in ops:
-        if op.kind in (Kind.DELETE, Kind.POP) and op.outcome is Outcome.OK and op.complete is not None:
+        if op.kind not in (Kind.DELETE, Kind.POP) or op.outcome is not Outcome.OK or op.complete is None:
+            continue
+        if op.kind is Kind.DELETE and op.claim_id is not None:
+            start, end = spans.get(op.claim_id, (math.inf, -math.inf))
+            if not start <= op.complete < end:
+                continue
+        certain.append(op)
+    return certain
+
+
+def _removals(ops: Sequence[Op]) -> dict[Value, Op]:
+    """Per value, the certain removal of it (see _certain_removals) that completed first."""
+    first: dict[Value, Op] = {}
+    for op in _certain_removals(ops):
+        if op.complete is not None:
             for value in op.values:
                 if value not in first or op.complete < (first[value].complete or math.inf):
                     first[value] = op
@@ -182,8 +202,9 @@ def stats(queue: str, ops: Sequence[Op]) -> list[Anomaly]:
         elif op.kind in (Kind.DELETE, Kind.POP):
             for value in op.values:
                 removed_maybe[value] = min(removed_maybe.get(value, math.inf), op.invoke)
-                if op.outcome is Outcome.OK and op.complete is not None:
-                    removed_ok[value] = min(removed_ok.get(value, math.inf), op.complete)
+    for op in _certain_removals(ops):
+        for value in op.values:
+            removed_ok[value] = min(removed_ok.get(value, math.inf), op.complete or math.inf)
     claims = [op for op in ops if op.kind is Kind.CLAIM]
     spans = leases(claims, [op for op in ops if op.kind is Kind.RENEW], [op for op in ops if op.kind is Kind.RELEASE])
     possible_end = _possible_ends(ops)
