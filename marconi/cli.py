@@ -5,6 +5,7 @@
     marconi check URI [URI ...] [-- PYTEST-ARGS]
     marconi serve URI [--host 127.0.0.1 --port 8888] [--option NAME=VALUE ...]   (the Zaqar v2 HTTP API)
     marconi bench [URI ...] [OPTIONS]                (see marconi bench --help)
+    marconi verify URI [OPTIONS] | --check FILE      (a Jepsen-style run with faults; see marconi verify --help)
 
 Exit codes: 0 success, 1 a failure of the work itself (a failed check, an unreachable backend), 2 bad usage.
 """
@@ -116,6 +117,12 @@ def _bench(args: argparse.Namespace) -> int:
     return int(benchmarks.main(args.bench_args))
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from marconi.tests.verify import command as verify  # the suite's module: loaded only for this subcommand
+
+    return verify.main(args, args.parser)
+
+
 def _interval(text: str) -> float:
     try:
         return validation.positive_seconds(float(text), "--interval", MAX_GC_INTERVAL)
@@ -156,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmark drivers against raw floors and peers", add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="see marconi bench --help")
     bench.set_defaults(run=_bench)
+
+    verify = commands.add_parser(
+        "verify", help="run producers, observers and consumers with faults against a URI and check the history"
+    )
+    from marconi.tests.verify.command import add_arguments
+
+    add_arguments(verify)
+    verify.set_defaults(run=_verify, parser=verify)
     return parser
 
 

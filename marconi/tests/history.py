@@ -44,9 +44,9 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 #: A message's unique value: (producer, sequence number in that producer's posting order).
 Value = tuple[str, int]
@@ -59,6 +59,8 @@ class Kind(StrEnum):
     RELEASE = "release"  # claim delete; claim_id: the claim released
     DELETE = "delete"  # values: the messages deleted
     POP = "pop"  # values: the messages popped
+    RENEW = "renew"  # claim update; claim_id: the claim, claim_ttl: its new lease
+    STATS = "stats"  # queue stats; counts: (claimed, free, total) as reported
 
 
 class Outcome(StrEnum):
@@ -76,6 +78,8 @@ class AnomalyKind(StrEnum):
     SKIP = "skip"
     CLAIM_OVERLAP = "claim-overlap"
     INCOMPLETE = "incomplete"
+    DELIVERED_AFTER_DELETE = "delivered-after-delete"
+    STATS = "stats"
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class Op:
     claim_id: str | None = None  # claim, release: the claim
     claim_ttl: float | None = None  # claim: the lease asked for, in seconds
     error: str | None = None  # fail, unknown: what was raised
+    counts: tuple[int, int, int] | None = None  # stats: (claimed, free, total) as reported
 
     @property
     def short(self) -> bool:
@@ -104,23 +109,53 @@ class Op:
         return self.kind is Kind.LIST and self.outcome is Outcome.OK and len(self.values) < (self.limit or 0)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["values"] = [list(value) for value in self.values]
-        data["ids"] = list(self.ids)
+        """The operation as JSON-ready data; fields at their defaults are left out (``from_dict`` fills them)."""
+        data: dict[str, Any] = {
+            "process": self.process,
+            "kind": self.kind.value,
+            "queue": self.queue,
+            "invoke": self.invoke,
+            "complete": self.complete,
+            "outcome": self.outcome.value,
+        }
+        if self.values:
+            data["values"] = [list(value) for value in self.values]
+        if self.ids:
+            data["ids"] = list(self.ids)
+        for name in _OPTIONAL:
+            value = getattr(self, name)
+            if value is not None and value is not False:
+                data[name] = list(value) if name == "counts" else value
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Op:
-        values = tuple((str(p), int(s)) for p, s in data.get("values", ()))
+        values = data.get("values")
+        counts = data.get("counts")
         return cls(
             **{
                 **data,
-                "kind": Kind(data["kind"]),
-                "outcome": Outcome(data["outcome"]),
-                "values": values,
+                "kind": _KINDS[data["kind"]],
+                "outcome": _OUTCOMES[data["outcome"]],
+                "values": _values(values) if values else (),
                 "ids": tuple(data.get("ids", ())),
+                "counts": None if counts is None else (int(counts[0]), int(counts[1]), int(counts[2])),
             }
         )
+
+
+_KINDS = {kind.value: kind for kind in Kind}
+_OUTCOMES = {outcome.value: outcome for outcome in Outcome}
+
+
+def _values(items: Iterable[Any]) -> tuple[Value, ...]:
+    values: tuple[Any, ...] = tuple(tuple(item) for item in items)
+    if not all(type(p) is str and type(s) is int for p, s in values):
+        return tuple((str(p), int(s)) for p, s in values)
+    return values
+
+
+_OPTIONAL = ("marker", "next_marker", "limit", "exhaustive", "claim_id", "claim_ttl", "error", "counts")
 
 
 def body_of(value: Value) -> dict[str, Any]:
@@ -136,12 +171,46 @@ def value_of(body: Any) -> Value:
 
 
 class Recorder:
-    """Records the operations of one process (or thread), in the order it performs them. Not thread-safe."""
+    """Records the operations of one process (or thread), in the order it performs them. Not thread-safe.
 
-    def __init__(self, process: str, now: Callable[[], float] = time.monotonic) -> None:
+    With a ``sink``, every operation is also streamed as it happens: :meth:`invoke` sends an ``invoke`` event
+    before the call, :meth:`complete` (or :meth:`record`) a ``complete`` event with the whole operation after it,
+    each a JSON-ready dict numbered per process (``n``). A process killed mid-call leaves an invoke without its
+    completion: an operation of unknown outcome that never returned.
+    """
+
+    def __init__(
+        self,
+        process: str,
+        now: Callable[[], float] = time.monotonic,
+        sink: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.process = process
         self.now = now
         self.ops: list[Op] = []
+        self.sink = sink
+        self._number = 0
+        self._open = False  # invoke() began an operation that record() has not yet ended
+        self._pending: tuple[Kind, str, float, dict[str, Any]] | None = None
+
+    def invoke(self, kind: Kind, queue: str, **details: Any) -> float:
+        """Begin an operation (what is known before the call in ``details``); its invoke time."""
+        invoke = self.now()
+        self._pending = (kind, queue, invoke, details)
+        self._number += 1
+        self._open = True
+        if self.sink is not None:
+            partial = Op(self.process, kind, queue, invoke, None, Outcome.UNKNOWN, **details).to_dict()
+            self.sink({"event": "invoke", "process": self.process, "n": self._number, "op": partial})
+        return invoke
+
+    def complete(self, outcome: Outcome, **details: Any) -> Op:
+        """End the operation begun by :meth:`invoke`, now: a call that returned, even with an error."""
+        if self._pending is None:
+            raise RuntimeError(f"{self.process}: complete() without invoke()")
+        kind, queue, invoke, known = self._pending
+        self._pending = None
+        return self.record(kind, queue, invoke, outcome, self.now(), **{**known, **details})
 
     def record(
         self, kind: Kind, queue: str, invoke: float, outcome: Outcome, complete: float | None = None, **details: Any
@@ -151,6 +220,11 @@ class Recorder:
             complete = self.now()
         op = Op(self.process, kind, queue, invoke, complete, outcome, **details)
         self.ops.append(op)
+        if not self._open:  # recorded whole, without invoke(): a number of its own
+            self._number += 1
+        self._open = False
+        if self.sink is not None:
+            self.sink({"event": "complete", "process": self.process, "n": self._number, "op": op.to_dict()})
         return op
 
 
@@ -239,8 +313,7 @@ class Report:
 # --- the checkers ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Posted:
+class _Posted(NamedTuple):
     """What the producers did with one value: attempted at ``invoke``, acknowledged at ``ack`` (inf: never)."""
 
     process: str
@@ -260,8 +333,7 @@ def _posts(ops: Sequence[Op]) -> dict[Value, _Posted]:
             if earlier is None:
                 posted[value] = _Posted(op.process, op.invoke, ack, op.outcome is Outcome.FAIL)
             else:  # posted again (a retry): the earliest acknowledgement counts
-                posted[value] = replace(
-                    earlier,
+                posted[value] = earlier._replace(
                     invoke=min(earlier.invoke, op.invoke),
                     ack=min(earlier.ack, ack),
                     failed=earlier.failed and op.outcome is Outcome.FAIL,
@@ -277,6 +349,24 @@ def _removed(ops: Sequence[Op]) -> set[Value]:
         if op.kind in (Kind.DELETE, Kind.POP) and op.outcome is not Outcome.FAIL
         for value in op.values
     }
+
+
+def uncertain_pops(ops: Iterable[Op]) -> int:
+    """How many messages pops of unknown outcome may have removed: no one knows which."""
+    return sum(op.limit or 0 for op in ops if op.kind is Kind.POP and op.outcome is Outcome.UNKNOWN)
+
+
+#: An operation whose process died before it returned is assumed to have taken effect, if at all, within this
+#: many seconds of its invocation (a server finishes or aborts a dead client's request by then).
+PENDING_HORIZON = 30.0
+#: Leases are counted on the drivers' clocks and histories on the monotonic clock: a lease is taken to be
+#: certainly live, or certainly over, only this many seconds inside its bounds.
+CLOCK_SLACK = 0.05
+
+
+def effect_end(op: Op) -> float:
+    """By when ``op`` took effect, if it did."""
+    return op.complete if op.complete is not None else op.invoke + PENDING_HORIZON
 
 
 def _by_process(ops: Iterable[Op], kinds: tuple[Kind, ...]) -> dict[str, list[Op]]:
@@ -369,7 +459,12 @@ def non_monotonic(queue: str, consumer: str, delivered: Sequence[Value], posted:
 
 
 def observer_gaps(
-    queue: str, consumer: str, pages: Sequence[Op], posted: dict[Value, _Posted], removed: set[Value]
+    queue: str,
+    consumer: str,
+    pages: Sequence[Op],
+    posted: dict[Value, _Posted],
+    removed: set[Value],
+    uncertain: int = 0,
 ) -> list[Anomaly]:
     """Lost and skipped values of one observer that paged through ``pages`` (its list ops, in order).
 
@@ -377,6 +472,8 @@ def observer_gaps(
     every value acknowledged before it was asked for must have been delivered by then. A value never delivered
     although such a page followed its acknowledgement is *lost*; one delivered only after such a page, or never
     delivered although the observer received a value posted after it was acknowledged, was *skipped*.
+    ``uncertain``: how many messages pops of unknown outcome may have removed (which, no one knows): as many
+    values never delivered are excused.
     """
     first_delivery: dict[Value, int] = {}
     for index, page in enumerate(pages):
@@ -399,6 +496,8 @@ def observer_gaps(
             late.append(value)
         elif delivered_at is None and origin.ack < latest_invoke:
             passed.append(value)
+    if len(lost) + len(passed) <= uncertain:
+        lost, passed = [], []
     anomalies = []
     if lost:
         anomalies.append(
@@ -455,7 +554,7 @@ def check_observers(history: Iterable[Op], *, require_end: bool = True) -> Repor
             report.anomalies += duplicated(queue, observer, delivered)
             report.anomalies += producer_order(queue, observer, delivered)
             report.anomalies += non_monotonic(queue, observer, delivered, posted)
-            report.anomalies += observer_gaps(queue, observer, pages, posted, removed)
+            report.anomalies += observer_gaps(queue, observer, pages, posted, removed, uncertain_pops(ops))
             ended = any(page.short and page.exhaustive and page.invoke >= last_post for page in pages)
             if require_end and not ended:
                 report.anomalies.append(
@@ -481,29 +580,53 @@ class _Lease:
     end: float  # ... until here (its lease, counted from when create was invoked, or its release was invoked)
 
 
-def claim_overlaps(queue: str, claims: Sequence[Op], releases: Sequence[Op]) -> list[Anomaly]:
-    """Values handed out by two claims while both were certainly live."""
+def leases(claims: Sequence[Op], renewals: Sequence[Op], releases: Sequence[Op]) -> dict[str, tuple[float, float]]:
+    """Per claim created (ok), the span it was certainly live: from its creation's completion until its lease
+    (counted from when it was asked for, set anew by each renewal acknowledged while the lease certainly ran, cut
+    short by any other renewal, which may have shortened it) ran out or its release was asked for.
+
+    A driver reads "now" once, when a call begins: a renewal that waited (on a lock, say) past its lease's end
+    may still succeed as of its "now", after another claim took some of its messages; it proves nothing then."""
     released: dict[str, float] = {}
     for op in releases:
         if op.claim_id is not None:
             released[op.claim_id] = min(released.get(op.claim_id, math.inf), op.invoke)
+    renewed: dict[str, list[Op]] = defaultdict(list)
+    for op in renewals:
+        if op.claim_id is not None and op.outcome is not Outcome.FAIL:
+            renewed[op.claim_id].append(op)
+    spans = {}
+    for op in claims:
+        if op.outcome is not Outcome.OK or op.complete is None or not op.values or op.claim_id is None:
+            continue
+        end = op.invoke + (op.claim_ttl if op.claim_ttl is not None else math.inf)
+        for renewal in sorted(renewed.get(op.claim_id, ()), key=lambda r: r.invoke):
+            renewed_end = renewal.invoke + (renewal.claim_ttl or 0)  # a renewal sets the lease: maybe shorter
+            if renewal.outcome is Outcome.OK and renewal.complete is not None and renewal.complete < end:
+                end = renewed_end
+            else:  # unknown, or acknowledged only after the lease may have run out: it proves no renewal
+                end = min(end, renewed_end)
+        spans[op.claim_id] = (op.complete, min(end - CLOCK_SLACK, released.get(op.claim_id, math.inf)))
+    return spans
+
+
+def claim_overlaps(
+    queue: str, claims: Sequence[Op], releases: Sequence[Op], renewals: Sequence[Op] = ()
+) -> list[Anomaly]:
+    """Values handed out by two claims while both were certainly live."""
+    spans = leases(claims, renewals, releases)
     holders: dict[Value, list[_Lease]] = defaultdict(list)
     for op in claims:
-        if op.outcome is not Outcome.OK or op.complete is None or not op.values:
+        if op.claim_id not in spans:
             continue
-        ttl = op.claim_ttl if op.claim_ttl is not None else math.inf
-        lease = _Lease(
-            op.claim_id or f"<claim by {op.process} at {op.invoke}>",
-            op.process,
-            op.complete,
-            min(op.invoke + ttl, released.get(op.claim_id or "", math.inf)),
-        )
+        start, end = spans[op.claim_id]
+        lease = _Lease(op.claim_id, op.process, start, end)
         for value in dict.fromkeys(op.values):
             holders[value].append(lease)
     overlapping: dict[tuple[str, str], list[Value]] = defaultdict(list)
-    for value, leases in holders.items():
-        for i, first in enumerate(leases):
-            for second in leases[i + 1 :]:
+    for value, held in holders.items():
+        for i, first in enumerate(held):
+            for second in held[i + 1 :]:
                 if first.claim_id != second.claim_id and first.start < second.end and second.start < first.end:
                     overlapping[(first.claim_id, second.claim_id)].append(value)
     return [
@@ -518,51 +641,75 @@ def claim_overlaps(queue: str, claims: Sequence[Op], releases: Sequence[Op]) -> 
     ]
 
 
+def _doubtful(claims: Sequence[Op], done: Sequence[Op]) -> set[int]:
+    """Indexes into ``done`` of the claims made while a claim of unknown outcome may have held messages (which,
+    no one knows): whatever they did not take may have been held."""
+    windows = [
+        (op.invoke, effect_end(op) + (op.claim_ttl if op.claim_ttl is not None else math.inf) + CLOCK_SLACK)
+        for op in claims
+        if op.outcome is Outcome.UNKNOWN
+    ]
+    if not windows:
+        return set()
+    return {
+        index
+        for index, op in enumerate(done)
+        if any(start < (op.complete or math.inf) and op.invoke < end for start, end in windows)
+    }
+
+
 def claim_order(queue: str, claims: Sequence[Op]) -> list[Anomaly]:
-    """Claims of different claimers that took one producer's messages out of order.
+    """Claims that took one producer's messages out of order.
 
     If claim X completed before claim Y was asked for, and Y holds a message of producer P older than one X
     holds, then that older message was already visible and held by no claim when X chose (it is held by Y only),
-    so X did not take the oldest eligible messages first. Messages held by more than one claim are left to
-    ``claim_overlaps``; pairs of claims by one claimer are left to ``producer_order``.
+    so X did not take the oldest eligible messages first. Messages held by more than one claim (released or
+    lapsed, then claimed again) are left to ``claim_overlaps``; so are claims X made while a claim of unknown
+    outcome may have held messages.
     """
-    done = [op for op in claims if op.outcome is Outcome.OK and op.complete is not None and op.values]
+    done = sorted(
+        (op for op in claims if op.outcome is Outcome.OK and op.complete is not None and op.values),
+        key=lambda op: op.complete or 0.0,
+    )
+    doubtful = _doubtful(claims, done)
     holders: dict[Value, int] = defaultdict(int)
     for op in done:
         for value in set(op.values):
             holders[value] += 1
+    ends = [op.complete or 0.0 for op in done]
+    # Per producer, the running maximum (in completion order) of the newest message a claim held.
+    newest: dict[str, list[tuple[int, int]]] = defaultdict(list)  # producer -> [(prefix length, seq)] best so far
+    best: dict[str, tuple[int, int]] = {}
+    for index, op in enumerate(done):
+        if index in doubtful:
+            continue
+        for producer, seq in op.values:
+            if producer not in best or seq > best[producer][0]:
+                best[producer] = (seq, index)
+                newest[producer].append((index, seq))
     anomalies = []
-    producers = {producer for op in done for producer, _ in op.values}
-    for producer in sorted(producers):
-        # Claims in completion order, with the newest message of this producer each holds.
-        finished = sorted(
-            (
-                (op.complete, max(seq for p, seq in op.values if p == producer), op)
-                for op in done
-                if op.complete is not None and any(p == producer for p, _ in op.values)
-            ),
-            key=lambda item: item[0],
-        )
-        ends = [end for end, _, _ in finished]
-        for later in done:
-            mine = [seq for p, seq in later.values if p == producer and holders[(p, seq)] == 1]
-            if not mine:
+    for later in done:
+        before = bisect.bisect_left(ends, later.invoke)  # claims completed before this one was asked for
+        reported: set[str] = set()
+        for producer, seq in later.values:
+            if producer in reported or holders[(producer, seq)] != 1 or producer not in newest:
                 continue
-            oldest = min(mine)
-            for _, newest, earlier in finished[: bisect.bisect_left(ends, later.invoke)]:
-                if newest > oldest and earlier.process != later.process:
-                    anomalies.append(
-                        Anomaly(
-                            AnomalyKind.PRODUCER_ORDER,
-                            queue,
-                            "claims",
-                            ((producer, newest), (producer, oldest)),
-                            f"{earlier.process} claimed {producer}#{newest} (claim {earlier.claim_id}), and only "
-                            f"afterwards {later.process} claimed the older {producer}#{oldest} (claim "
-                            f"{later.claim_id})",
-                        )
-                    )
-                    break
+            record = newest[producer]
+            at = bisect.bisect_left(record, (before, -1)) - 1  # the best among done[:before]
+            if at < 0 or record[at][1] <= seq:
+                continue
+            earlier = done[record[at][0]]
+            reported.add(producer)
+            anomalies.append(
+                Anomaly(
+                    AnomalyKind.PRODUCER_ORDER,
+                    queue,
+                    "claims",
+                    ((producer, record[at][1]), (producer, seq)),
+                    f"{earlier.process} claimed {producer}#{record[at][1]} (claim {earlier.claim_id}), and only "
+                    f"afterwards {later.process} claimed the older {producer}#{seq} (claim {later.claim_id})",
+                )
+            )
     return anomalies
 
 
@@ -593,20 +740,25 @@ def check_claims(history: Iterable[Op], *, require_end: bool = True) -> Report:
             report.stats["claimers"] = report.stats.get("claimers", 0) + 1
             report.stats["claimed"] = report.stats.get("claimed", 0) + len(delivered)
             report.anomalies += unexpected(queue, claimer, delivered, posted)
-            report.anomalies += producer_order(queue, claimer, delivered)
             for op in mine:
                 report.anomalies += duplicated(queue, claimer, op.values)
+                report.anomalies += producer_order(queue, claimer, op.values)
         report.anomalies += claim_order(queue, claims)
-        report.anomalies += claim_overlaps(queue, claims, [op for op in ops if op.kind is Kind.RELEASE])
-        empty = [op.invoke for op in claims if op.outcome is Outcome.OK and not op.values]
-        doubtful = any(op.outcome is Outcome.UNKNOWN for op in claims)
-        if empty and not doubtful:
-            last_empty = max(empty)
+        renewals = [op for op in ops if op.kind is Kind.RENEW]
+        report.anomalies += claim_overlaps(queue, claims, [op for op in ops if op.kind is Kind.RELEASE], renewals)
+        empties = [op for op in claims if op.outcome is Outcome.OK and not op.values]
+        empty = [op.invoke for op in empties]
+        doubtful = _doubtful(claims, empties)
+        certain = [op.invoke for index, op in enumerate(empties) if index not in doubtful]
+        if certain:
+            last_empty = max(certain)
             lost = [
                 value
                 for value, origin in posted.items()
                 if origin.ack < last_empty and value not in claimed and value not in removed
             ]
+            if len(lost) <= uncertain_pops(op for op in ops if op.invoke < last_empty):
+                lost = []
             if lost:
                 report.anomalies.append(
                     Anomaly(

@@ -57,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*capabilities): run only on drivers declaring these capabilities")
     config.addinivalue_line("markers", "driver(name): a driver's own test, run only on URIs that load that driver")
     config.addinivalue_line("markers", "slow: a long-running concurrency or property test")
+    config.addinivalue_line("markers", "verify: a marconi verify run, or a test of its checker")
     config.stash[_ACTIVE] = bool(driver_uris(config))
 
 
