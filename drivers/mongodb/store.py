@@ -458,4 +458,6 @@ class Store:
             if len(lapsed) >= limit or len(docs) < chunk:
                 break
             chunk *= 2
-        return sorted(fresh + lapsed[:limit], key=lambda doc: doc["m"])[:limit]
+        # The two reads are not one snapshot: a message that changed between them can be in both; take it once.
+        unique = {doc["_id"]: doc for doc in reversed(fresh + lapsed[:limit])}
+        return sorted(unique.values(), key=lambda doc: doc["m"])[:limit]
