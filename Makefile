@@ -10,6 +10,16 @@ SQLITE_FILE ?= $(CURDIR)/.marconi-test.db
 POSTGRESQL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 MARIADB ?= mysql+pymysql://root@127.0.0.1:3306/test
 REDIS ?= redis://127.0.0.1:6379/1
+# The verify runs kill every connection to their database: they get databases of their own (created if missing).
+POSTGRESQL_VERIFY ?= postgresql+psycopg://postgres@127.0.0.1:5432/marconi_verify
+MARIADB_VERIFY ?= mysql+pymysql://root@127.0.0.1:3306/marconi_verify
+REDIS_VERIFY ?= redis://127.0.0.1:6379/2
+# Operations per verify run in `make test` (each driver: one run without faults, one with; the memory driver and
+# an in-memory SQLite, whose workers are threads, only without): sized to keep `make test` within CI's time.
+# `make test-verify-postgresql VERIFY_OPS=` (empty) runs the full sizes: 100,000 on memory and SQLite, 20,000
+# on the others.
+VERIFY_OPS ?= 6000
+VERIFY_OPS_EMBEDDED ?= 10000
 # A MongoDB server of your own (e.g. mongodb://host:27017/marconi_test?replicaSet=rs0); unset, the tests start a
 # SecantusDB wire server themselves.
 MARCONI_MONGODB_URI ?= {secantusdb}
@@ -19,7 +29,7 @@ JOBS ?= 6
 SUITE := $(BIN)/pytest -q --pyargs marconi.tests marconi_drivers -m "not verify"
 # `marconi verify` runs (marconi/tests/test_verify.py and the drivers' own, on servers they start): parts of their
 # own, so they run beside the suites.
-VERIFY := $(BIN)/pytest -q -m verify --pyargs marconi.tests marconi_drivers
+VERIFY = env MARCONI_VERIFY_OPS=$(VERIFY_OPS) $(BIN)/pytest -q -m verify --pyargs marconi.tests marconi_drivers
 SERVERS := $(BIN)/python -m marconi.tests.servers
 ifeq ($(MARCONI_MONGODB_URI),{secantusdb})
 WITH_MONGODB := $(SERVERS) --with secantusdb --
@@ -86,22 +96,22 @@ test-bench:
 		--marconi-uri=$(POSTGRESQL) --marconi-uri=$(MARIADB) --marconi-uri=$(REDIS) '--marconi-uri=$(MARCONI_MONGODB_URI)'
 test-uris:
 	$(BIN)/pytest -q --pyargs marconi.tests marconi_drivers marconi_benchmarks $(foreach uri,$(URIS),--marconi-uri=$(uri))
-# The verify runs: 100,000 operations on the memory driver and SQLite, 20,000 on the others, half of them with
-# every fault the backend can take (MARCONI_VERIFY_OPS=N for a quick run). The redis part's own servers include a
-# Redis with AOF restarted and a Redis Cluster failing over. MongoDB's verify runs are not part of `make test`:
+# The verify runs (VERIFY_OPS above), half of them with every fault the backend can take. The redis part's own
+# servers include a Redis with AOF restarted and a Redis Cluster failing over. MongoDB's verify runs are not part of `make test`:
 # on SecantusDB they found claims that miss eligible messages (see docs/verify.md); run them with
 # `make test-verify-mongodb`.
+test-verify-embedded: VERIFY_OPS = $(VERIFY_OPS_EMBEDDED)
 test-verify-embedded:
 	$(VERIFY) --marconi-uri=memory:// --marconi-uri=sqlite://
 test-verify-sqlite:
 	rm -f $(SQLITE_FILE)-verify*
 	$(VERIFY) --marconi-drivers-only --marconi-uri=sqlite:///$(SQLITE_FILE)-verify
 test-verify-postgresql:
-	$(VERIFY) --marconi-drivers-only --marconi-uri=$(POSTGRESQL)
+	$(SERVERS) --database $(POSTGRESQL_VERIFY) -- $(VERIFY) --marconi-drivers-only --marconi-uri=$(POSTGRESQL_VERIFY)
 test-verify-mariadb:
-	$(VERIFY) --marconi-drivers-only --marconi-uri=$(MARIADB)
+	$(SERVERS) --database $(MARIADB_VERIFY) -- $(VERIFY) --marconi-drivers-only --marconi-uri=$(MARIADB_VERIFY)
 test-verify-redis:
-	$(VERIFY) --marconi-drivers-only --marconi-uri=$(REDIS)
+	$(VERIFY) --marconi-drivers-only --marconi-uri=$(REDIS_VERIFY)
 test-verify-mongodb:
 	$(WITH_MONGODB) $(VERIFY) --marconi-drivers-only '--marconi-uri=$(MARCONI_MONGODB_URI)'
 

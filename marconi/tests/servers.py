@@ -8,7 +8,7 @@ their URIs into its arguments::
     python -m marconi.tests.servers --with redis-cluster -- pytest ... --marconi-uri={redis-cluster}
 
 Each ``--with KIND`` starts one server of a kind named in :data:`KINDS`; ``{KIND}`` in the command becomes its
-URI. The servers are stopped when the command ends, however it ends, and the command's exit code is returned.
+URI. Each ``--database URI`` creates a PostgreSQL or MariaDB database first, unless it exists. The servers are stopped when the command ends, however it ends, and the command's exit code is returned.
 A server that does not come up in time fails loudly, with the tail of its log.
 """
 
@@ -321,16 +321,52 @@ KINDS: dict[str, Callable[[Path], contextlib.AbstractContextManager[str]]] = {
 }
 
 
+def create_database(uri: str) -> None:
+    """Create the database a PostgreSQL or MariaDB/MySQL URI names, unless it exists (parts of ``make test`` that
+    kill every connection to their database get one of their own)."""
+    import re
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(uri)
+    name, backend = url.database or "", url.get_backend_name()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
+        raise ServerError(f"{uri}: not a database name this helper creates: {name!r}")
+    if backend == "postgresql":
+        import psycopg
+        from psycopg import sql
+
+        where = {"host": url.host or "localhost", "port": url.port or 5432, "user": url.username}
+        with psycopg.connect(**where, password=url.password, dbname="postgres", autocommit=True) as connection:
+            if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    elif backend in ("mysql", "mariadb"):
+        import pymysql
+
+        where = {"host": url.host or "localhost", "port": url.port or 3306, "user": url.username or "root"}
+        connection = pymysql.connect(**where, password=url.password or "")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")  # the name is checked above
+        finally:
+            connection.close()
+    else:
+        raise ServerError(f"{uri}: only PostgreSQL and MariaDB/MySQL databases are created here")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
-        print("usage: python -m marconi.tests.servers [--with KIND ...] -- COMMAND ...", file=sys.stderr)
+        print("usage: python -m marconi.tests.servers [--with KIND ...] [--database URI ...] -- COMMAND ...", file=sys.stderr)
         return 2
     at = argv.index("--")
     parser = argparse.ArgumentParser(prog="python -m marconi.tests.servers")
     parser.add_argument("--with", dest="kinds", action="append", default=[], choices=sorted(KINDS))
+    parser.add_argument("--database", dest="databases", action="append", default=[], metavar="URI")
     args = parser.parse_args(argv[:at])
     command = argv[at + 1 :]
+    for uri in args.databases:
+        create_database(uri)
     with contextlib.ExitStack() as stack:
         uris = {}
         for kind in args.kinds:

@@ -6,6 +6,8 @@ rejoining as a replica. Any anomaly fails the test; the history is kept in the t
 
 from __future__ import annotations
 
+import os
+
 import time
 
 import pytest
@@ -15,7 +17,7 @@ from marconi.tests.verify import expect, faults, runner
 
 pytestmark = [pytest.mark.driver("redis"), pytest.mark.own_servers, pytest.mark.verify]
 
-OPS = 20_000
+OPS = int(os.environ.get("MARCONI_VERIFY_OPS") or 20_000)  # as marconi/tests/test_verify.py
 HANG_GUARD = 600.0  # only a bound against a stuck run; it ends on its operation count
 NO_SYNC_DELAY = ("--repl-diskless-sync-delay", "0")
 
