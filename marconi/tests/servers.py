@@ -8,8 +8,9 @@ their URIs into its arguments::
     python -m marconi.tests.servers --with redis-cluster -- pytest ... --marconi-uri={redis-cluster}
 
 Each ``--with KIND`` starts one server of a kind named in :data:`KINDS`; ``{KIND}`` in the command becomes its
-URI. Each ``--database URI`` creates a PostgreSQL or MariaDB database first, unless it exists. The servers are stopped when the command ends, however it ends, and the command's exit code is returned.
-A server that does not come up in time fails loudly, with the tail of its log.
+URI. Each ``--database URI`` first creates a PostgreSQL or MariaDB database, unless it exists. The servers are
+stopped when the command ends, however it ends, and the command's exit code is returned. A server that does not
+come up in time fails loudly, with the tail of its log.
 """
 
 from __future__ import annotations
@@ -357,7 +358,8 @@ def create_database(uri: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
-        print("usage: python -m marconi.tests.servers [--with KIND ...] [--database URI ...] -- COMMAND ...", file=sys.stderr)
+        usage = "usage: python -m marconi.tests.servers [--with KIND ...] [--database URI ...] -- COMMAND ..."
+        print(usage, file=sys.stderr)
         return 2
     at = argv.index("--")
     parser = argparse.ArgumentParser(prog="python -m marconi.tests.servers")

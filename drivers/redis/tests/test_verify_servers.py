@@ -7,7 +7,6 @@ rejoining as a replica. Any anomaly fails the test; the history is kept in the t
 from __future__ import annotations
 
 import os
-
 import time
 
 import pytest
