@@ -337,15 +337,18 @@ def create_database(uri: str) -> None:
         import psycopg
         from psycopg import sql
 
-        where = {"host": url.host or "localhost", "port": url.port or 5432, "user": url.username}
-        with psycopg.connect(**where, password=url.password, dbname="postgres", autocommit=True) as connection:
+        host, port = url.host or "localhost", url.port or 5432
+        with psycopg.connect(
+            host=host, port=port, user=url.username, password=url.password, dbname="postgres", autocommit=True
+        ) as connection:
             if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
                 connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     elif backend in ("mysql", "mariadb"):
         import pymysql
 
-        where = {"host": url.host or "localhost", "port": url.port or 3306, "user": url.username or "root"}
-        connection = pymysql.connect(**where, password=url.password or "")
+        connection = pymysql.connect(
+            host=url.host or "localhost", port=url.port or 3306, user=url.username or "root", password=url.password or ""
+        )
         try:
             with connection.cursor() as cursor:
                 cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")  # the name is checked above
