@@ -347,7 +347,10 @@ def create_database(uri: str) -> None:
         import pymysql
 
         connection = pymysql.connect(
-            host=url.host or "localhost", port=url.port or 3306, user=url.username or "root", password=url.password or ""
+            host=url.host or "localhost",
+            port=url.port or 3306,
+            user=url.username or "root",
+            password=url.password or "",
         )
         try:
             with connection.cursor() as cursor:
