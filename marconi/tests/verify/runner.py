@@ -9,7 +9,7 @@ the workload's one role loop (``marconi.tests.workloads``), persisting through b
 
 Quiet points: every ``quiet_every`` seconds the run pauses every worker between two operations, reads each
 queue's stats (recorded as a ``stats`` operation of the process ``auditor``) and lets them go on; and once more
-when the workers have stopped. Faults (:mod:`.faults`) are injected one at a time, every ``fault_every``
+when the workers have stopped. Faults (:mod:`.faults`) are injected one at a time, in turn, every ``fault_every``
 seconds, never during a quiet point, each recorded with its start, end and what it did. A worker killed by a
 fault is replaced by a new process of a new name (``producer-0~1``): the checker sees a new producer, whose
 sequence numbers start again. At the end a reader pages through every queue from its head (``final-q0``): the
@@ -293,6 +293,7 @@ class Run:
         self.signals[DEADLINE] = started + plan.seconds
         self.signals[GO] = 1
         next_fault = started + plan.fault_every * (0.5 + self.rng.random())
+        turn = self.rng.randrange(len(plan.faults)) if plan.faults else 0
         next_quiet = started + plan.quiet_every if plan.quiet_every > 0 else float("inf")
         try:
             while True:
@@ -305,8 +306,8 @@ class Run:
                 self._check_workers()
                 if not any(worker.alive for worker in self.workers):
                     raise RunError(f"every worker has exited: {'; '.join(self.errors) or 'no error reported'}")
-                if plan.faults and now >= next_fault:
-                    self._inject(self.rng.choice(plan.faults))
+                if plan.faults and now >= next_fault:  # in turn, from a random one: each comes before any twice
+                    self._inject(plan.faults[(turn + self.progress.faults) % len(plan.faults)])
                     next_fault = time.monotonic() + plan.fault_every
                 elif now >= next_quiet:
                     self._quiet_point()
