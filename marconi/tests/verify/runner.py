@@ -301,7 +301,8 @@ class Run:
                 self.progress.ops = self.ops_done()
                 self.progress.elapsed = now - started
                 self.report_progress(self.progress)
-                if self.progress.ops >= plan.ops or now > self.signals[DEADLINE]:
+                every_fault = all(self.injected.get(name) for name in plan.faults)  # with faults: once each has been
+                if (self.progress.ops >= plan.ops and every_fault) or now > self.signals[DEADLINE]:
                     break
                 self._check_workers()
                 if not any(worker.alive for worker in self.workers):
