@@ -27,7 +27,7 @@ SELECT id, last_number FROM queue
 -- lapsed in the queue (its messages must first be freed: they may be older) or a delayed message is due (it
 -- must first take its position); the caller then takes the locking path. The chosen rows are materialised once:
 -- a locking subquery joined to the UPDATE could be scanned again for each row and choose more than its limit.
--- name: claim
+-- name: part_chosen
 WITH queue AS (
     SELECT id, next_due, EXISTS (SELECT 1 FROM {messages} WHERE queue_id = q.id AND claim_expires <= :now) AS lapsed
     FROM {queues} q WHERE project = :project AND name = :name
@@ -36,7 +36,10 @@ WITH queue AS (
     WHERE queue_id = (SELECT id FROM queue WHERE NOT lapsed AND (next_due IS NULL OR next_due > :now))
       AND claim_expires IS NULL AND {free_position} > 0 AND expires > :now
     ORDER BY {free_position} LIMIT :limit FOR UPDATE SKIP LOCKED
-), taken AS (
+)
+
+-- name: claim
+{part_chosen}, taken AS (
     UPDATE {messages} m
     SET claim_id = :claim_id, claim_expires = :expires, expires = GREATEST(m.expires, :floor)
     FROM chosen
@@ -49,15 +52,7 @@ WITH queue AS (
 SELECT queue.id, queue.next_due, queue.lapsed, taken.* FROM queue LEFT JOIN taken ON true
 
 -- name: pop
-WITH queue AS (
-    SELECT id, next_due, EXISTS (SELECT 1 FROM {messages} WHERE queue_id = q.id AND claim_expires <= :now) AS lapsed
-    FROM {queues} q WHERE project = :project AND name = :name
-), chosen AS MATERIALIZED (
-    SELECT queue_id, number FROM {messages}
-    WHERE queue_id = (SELECT id FROM queue WHERE NOT lapsed AND (next_due IS NULL OR next_due > :now))
-      AND claim_expires IS NULL AND {free_position} > 0 AND expires > :now
-    ORDER BY {free_position} LIMIT :limit FOR UPDATE SKIP LOCKED
-), taken AS (
+{part_chosen}, taken AS (
     DELETE FROM {messages} m
     USING chosen
     WHERE m.queue_id = chosen.queue_id AND m.number = chosen.number
