@@ -6,16 +6,21 @@ local inc = incarnation()
 if not inc then
   return false
 end
-local deleted = 0
+local numbers = {}
 for i = 3, #ARGV, 2 do
   if tonumber(ARGV[i]) == inc then
-    local m = load(ARGV[i + 1])
-    if m and m.expires > now and deletable(m, claim, now) then
-      remove(m.n)
-      deleted = deleted + 1
-    end
+    numbers[#numbers + 1] = ARGV[i + 1]
   end
 end
+local states, gone = load_many(numbers), {}
+for i = 1, #numbers do
+  local m = states[i]
+  if m and m.expires > now and deletable(m, claim, now) then
+    gone[#gone + 1] = m.n
+  end
+end
+remove(gone)
+local deleted = #gone
 local live = 0
 local stored = claim ~= '' and load_claim(claim)
 if stored and stored.expires > now then

@@ -6,13 +6,17 @@ local inc = incarnation()
 if not inc then
   return false
 end
-local out = {inc}
+local numbers = {}
 for i = 2, #ARGV, 2 do
   if tonumber(ARGV[i]) == inc then
-    local m = load(ARGV[i + 1])
-    if m and m.expires > now then
-      out[#out + 1] = row(m)
-    end
+    numbers[#numbers + 1] = ARGV[i + 1]
   end
 end
-return out
+local states, alive = load_many(numbers), {}
+for i = 1, #numbers do
+  local m = states[i]
+  if m and m.expires > now then
+    alive[#alive + 1] = m
+  end
+end
+return add_rows({inc}, alive)

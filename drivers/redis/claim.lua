@@ -15,16 +15,15 @@ local taken = oldest_eligible(now, limit)
 if #taken == 0 then
   return out
 end
-local numbers, claimed = {}, {}
+local numbers, claimed = numbers_of(taken), {}
 for _, m in ipairs(taken) do
   m.claim, m.claim_expires = id, expires
-  extend(m, floor)
-  save(m)
-  numbers[#numbers + 1] = m.n
   claimed[#claimed + 1] = expires
   claimed[#claimed + 1] = m.n
-  out[#out + 1] = row(m)
 end
+extend(taken, floor)
+save_many(taken)
+add_rows(out, taken)
 each_batch('ZREM', ELIGIBLE, numbers)
 each_batch('ZADD', CLAIMED, claimed)
 redis.call('HSET', CLAIMS, id, cmsgpack.pack(ttl, now, expires, numbers))

@@ -11,11 +11,11 @@ local claim = load_claim(id)
 if not claim or claim.expires <= now then
   return {inc}
 end
-local out = {inc, {claim.ttl, fmt(claim.created), fmt(claim.expires)}}
-for _, n in ipairs(claim.numbers) do
-  local m = load(n)
+local states, holding = load_many(claim.numbers), {}
+for i = 1, #claim.numbers do
+  local m = states[i]
   if m and m.claim == id and held(m, now) and m.expires > now then
-    out[#out + 1] = row(m)
+    holding[#holding + 1] = m
   end
 end
-return out
+return add_rows({inc, {claim.ttl, fmt(claim.created), fmt(claim.expires)}}, holding)

@@ -9,19 +9,20 @@ local claim = load_claim(id)
 if not claim then
   return 0
 end
-local back = {}
-for _, n in ipairs(claim.numbers) do
-  local m = load(n)
+local states, freed, back = load_many(claim.numbers), {}, {}
+for i = 1, #claim.numbers do
+  local m = states[i]
   if m and m.claim == id then
     m.claim, m.claim_expires = '', 0
-    save(m)
-    redis.call('ZREM', CLAIMED, n)
+    freed[#freed + 1] = m
     if m.expires > now and m.position > 0 then
       back[#back + 1] = m.position
-      back[#back + 1] = n
+      back[#back + 1] = m.n
     end
   end
 end
+save_many(freed)
+each_batch('ZREM', CLAIMED, numbers_of(freed))
 each_batch('ZADD', ELIGIBLE, back)
 redis.call('HDEL', CLAIMS, id)
 redis.call('ZREM', CLAIM_EXPIRIES, id)

@@ -13,13 +13,17 @@ if not claim or claim.expires <= now then
 end
 redis.call('HSET', CLAIMS, id, cmsgpack.pack(ttl, claim.created, expires, claim.numbers))
 redis.call('ZADD', CLAIM_EXPIRIES, expires, id)
-for _, n in ipairs(claim.numbers) do
-  local m = load(n)
+local states, holding, claimed = load_many(claim.numbers), {}, {}
+for i = 1, #claim.numbers do
+  local m = states[i]
   if m and m.claim == id and held(m, now) and m.expires > now then
     m.claim_expires = expires
-    extend(m, floor)
-    save(m)
-    redis.call('ZADD', CLAIMED, expires, n)
+    holding[#holding + 1] = m
+    claimed[#claimed + 1] = expires
+    claimed[#claimed + 1] = m.n
   end
 end
+extend(holding, floor)
+save_many(holding)
+each_batch('ZADD', CLAIMED, claimed)
 return 1

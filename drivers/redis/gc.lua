@@ -8,9 +8,7 @@ if not incarnation() then
 end
 settle(now)
 local expired = redis.call('ZRANGEBYSCORE', EXPIRIES, '-inf', now, 'LIMIT', 0, chunk)
-for _, n in ipairs(expired) do
-  remove(n)
-end
+remove(expired)
 local claims = redis.call('ZRANGEBYSCORE', CLAIM_EXPIRIES, '-inf', now, 'LIMIT', 0, chunk)
 each_batch('HDEL', CLAIMS, claims)
 each_batch('ZREM', CLAIM_EXPIRIES, claims)

@@ -25,25 +25,77 @@ local function incarnation()
   return tonumber(redis.call('HGET', QUEUE, 'inc'))
 end
 
+local function unpacked(n, packed)
+  local created, expires, position, claim, claim_expires, client = cmsgpack.unpack(packed)
+  return {n = tonumber(n), created = created, expires = expires, position = position, claim = claim,
+          claim_expires = claim_expires, client = client}
+end
+
 -- A message's state, or nil: {n, created, expires, position (0: delayed), claim ('' : none), claim_expires, client}.
 local function load(n)
   local packed = redis.call('HGET', STATES, n)
   if not packed then
     return nil
   end
-  local created, expires, position, claim, claim_expires, client = cmsgpack.unpack(packed)
-  return {n = tonumber(n), created = created, expires = expires, position = position, claim = claim,
-          claim_expires = claim_expires, client = client}
+  return unpacked(n, packed)
 end
 
-local function save(m)
-  redis.call('HSET', STATES, m.n, cmsgpack.pack(m.created, m.expires, m.position, m.claim, m.claim_expires, m.client))
+-- The fields `numbers` of hash `key` (HMGET, BATCH at a time): false where there is none.
+local function fields(key, numbers)
+  local found = {}
+  for first = 1, #numbers, BATCH do
+    local part = redis.call('HMGET', key, unpack(numbers, first, math.min(first + BATCH - 1, #numbers)))
+    for i = 1, #part do
+      found[first + i - 1] = part[i]
+    end
+  end
+  return found
+end
+
+-- The states of `numbers`, in their order: states[i] is numbers[i]'s, or nil.
+local function load_many(numbers)
+  local packed, states = fields(STATES, numbers), {}
+  for i = 1, #numbers do
+    if packed[i] then
+      states[i] = unpacked(numbers[i], packed[i])
+    end
+  end
+  return states
+end
+
+local function pack(m)
+  return cmsgpack.pack(m.created, m.expires, m.position, m.claim, m.claim_expires, m.client)
+end
+
+local function save_many(messages)
+  local flat = {}
+  for _, m in ipairs(messages) do
+    flat[#flat + 1] = m.n
+    flat[#flat + 1] = pack(m)
+  end
+  each_batch('HSET', STATES, flat)
+end
+
+local function numbers_of(messages)
+  local numbers = {}
+  for i, m in ipairs(messages) do
+    numbers[i] = m.n
+  end
+  return numbers
 end
 
 -- A message as the driver reads it: number, body, created, expires, claim id, claim expiry, position.
 local function row(m, body)
-  return {m.n, body or redis.call('HGET', BODIES, m.n), fmt(m.created), fmt(m.expires), m.claim, fmt(m.claim_expires),
-          m.position}
+  return {m.n, body, fmt(m.created), fmt(m.expires), m.claim, fmt(m.claim_expires), m.position}
+end
+
+-- Append the rows of `messages` to `out`, their bodies read in one HMGET.
+local function add_rows(out, messages)
+  local bodies = fields(BODIES, numbers_of(messages))
+  for i, m in ipairs(messages) do
+    out[#out + 1] = row(m, bodies[i])
+  end
+  return out
 end
 
 local function held(m, now)
@@ -68,19 +120,25 @@ local function load_claim(id)
   return {ttl = ttl, created = created, expires = expires, numbers = numbers}
 end
 
--- Lift a message's expiry to at least `floor`; the caller saves it.
-local function extend(m, floor)
-  if floor > m.expires then
-    m.expires = floor
-    redis.call('ZADD', EXPIRIES, floor, m.n)
+-- Lift each message's expiry to at least `floor`; the caller saves them.
+local function extend(messages, floor)
+  local lifted = {}
+  for _, m in ipairs(messages) do
+    if floor > m.expires then
+      m.expires = floor
+      lifted[#lifted + 1] = floor
+      lifted[#lifted + 1] = m.n
+    end
   end
+  each_batch('ZADD', EXPIRIES, lifted)
 end
 
-local function remove(n)
-  redis.call('HDEL', BODIES, n)
-  redis.call('HDEL', STATES, n)
+-- Remove messages: bodies, states and every index entry.
+local function remove(numbers)
+  each_batch('HDEL', BODIES, numbers)
+  each_batch('HDEL', STATES, numbers)
   for _, index in ipairs({VISIBLE, ELIGIBLE, CLAIMED, EXPIRIES, DELAYED, DELAYED_EXPIRIES}) do
-    redis.call('ZREM', index, n)
+    each_batch('ZREM', index, numbers)
   end
 end
 
@@ -102,18 +160,22 @@ local function promote(now)
     return a[1] < b[1]
   end)
   local position = tonumber(redis.call('HGET', QUEUE, 'pos'))
-  local shown = {}
-  for _, entry in ipairs(order) do
-    local n = entry[1]
-    local m = load(n)
+  local ordered = {}
+  for i, entry in ipairs(order) do
+    ordered[i] = entry[1]
+  end
+  local states, shown, moved = load_many(ordered), {}, {}
+  for i = 1, #ordered do
+    local m = states[i]
     if m and m.expires > now then
       position = position + 1
       m.position = position
-      save(m)
+      moved[#moved + 1] = m
       shown[#shown + 1] = position
-      shown[#shown + 1] = n
+      shown[#shown + 1] = m.n
     end
   end
+  save_many(moved)
   local numbers = {}
   for i = 1, #due, 2 do
     numbers[#numbers + 1] = due[i]
@@ -133,12 +195,12 @@ local function release_expired(now)
   if #expired == 0 then
     return
   end
-  local back = {}
-  for _, n in ipairs(expired) do
-    local m = load(n)
+  local states, back = load_many(expired), {}
+  for i = 1, #expired do
+    local m = states[i]
     if m and m.expires > now and m.position > 0 then
       back[#back + 1] = m.position
-      back[#back + 1] = n
+      back[#back + 1] = m.n
     end
   end
   each_batch('ZREM', CLAIMED, expired)
@@ -162,9 +224,9 @@ local function oldest_eligible(now, limit)
   while #found < limit do
     local wanted = limit - #found
     local numbers = redis.call('ZRANGE', ELIGIBLE, kept, kept + wanted - 1)
-    local stale, dead, still_held = {}, {}, {}
-    for _, n in ipairs(numbers) do
-      local m = load(n)
+    local states, stale, dead, still_held = load_many(numbers), {}, {}, {}
+    for i, n in ipairs(numbers) do
+      local m = states[i]
       if m and m.expires > now and not held(m, now) then
         found[#found + 1] = m
         kept = kept + 1

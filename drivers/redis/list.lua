@@ -16,26 +16,31 @@ else
   index = ELIGIBLE -- exactly the visible messages no live claim holds
 end
 local out = {inc, tonumber(redis.call('HGET', QUEUE, 'pos'))}
-local found, cursor, dead = 0, '(' .. after, {}
-while found < limit do
+local found, cursor, dead = {}, '(' .. after, {}
+while #found < limit do
   local page = redis.call('ZRANGEBYSCORE', index, cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
+  local numbers = {}
   for i = 1, #page, 2 do
-    local m = load(page[i])
+    numbers[#numbers + 1] = page[i]
+  end
+  local states = load_many(numbers)
+  for i = 1, #numbers do
+    local m = states[i]
     if not m or m.expires <= now then
-      dead[#dead + 1] = page[i]
+      dead[#dead + 1] = numbers[i]
     elseif m.client ~= hide and (include_claimed or not held(m, now)) then
-      out[#out + 1] = row(m)
-      found = found + 1
-      if found == limit then
+      found[#found + 1] = m
+      if #found == limit then
         break
       end
     end
-    cursor = '(' .. page[i + 1]
+    cursor = '(' .. page[2 * i]
   end
   if #page < 2 * limit then
     break
   end
 end
+add_rows(out, found)
 each_batch('ZREM', VISIBLE, dead)
 each_batch('ZREM', ELIGIBLE, dead)
 return out

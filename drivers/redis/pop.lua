@@ -7,9 +7,7 @@ if not inc then
   return false
 end
 settle(now)
-local out = {inc}
-for _, m in ipairs(oldest_eligible(now, limit)) do
-  out[#out + 1] = row(m)
-  remove(m.n)
-end
+local taken = oldest_eligible(now, limit)
+local out = add_rows({inc}, taken)
+remove(numbers_of(taken))
 return out

@@ -27,7 +27,7 @@ local function first_alive(command)
       if m and m.expires > now then
         each_batch('ZREM', VISIBLE, dead)
         each_batch('ZREM', ELIGIBLE, dead)
-        return row(m)
+        return row(m, redis.call('HGET', BODIES, m.n))
       end
       dead[#dead + 1] = n
     end

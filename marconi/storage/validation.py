@@ -148,11 +148,14 @@ def _check_json(value: object, field: str) -> None:
             raise InvalidInput(field, f"is not JSON: {type(item).__name__} values have no JSON form")
 
 
+_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
 def to_json(value: object, field: str) -> str:
     """Serialise a JSON value to compact ASCII text, or raise naming ``field``."""
     _check_json(value, field)
     try:
-        return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+        return _JSON.encode(value)
     except ValueError:  # an integer with more digits than Python converts to text (sys.get_int_max_str_digits)
         raise InvalidInput(field, "holds an integer too long to write as JSON text") from None
 
@@ -183,6 +186,16 @@ def optional_client_uuid(value: object, field: str = "client_uuid") -> str | Non
 
 
 _MESSAGE_KEYS = frozenset({"ttl", "body", "delay"})
+#: What a message adds to its serialized batch besides its body and numbers: ``{"ttl":,"delay":,"body":},``.
+_MESSAGE_FRAME = len('{"ttl":,"delay":,"body":},')
+
+
+def _refuse_message_keys(message: Mapping[Any, Any], field: str) -> None:
+    missing = {"ttl", "body"} - message.keys()
+    if missing:
+        raise InvalidInput(field, f"lacks {', '.join(sorted(missing))}")
+    unknown = set(message.keys()) - _MESSAGE_KEYS
+    raise InvalidInput(field, f"has unknown keys {', '.join(sorted(map(describe, unknown)))}")
 
 
 def messages(value: object, limits: Limits) -> list[NewMessage]:
@@ -195,16 +208,12 @@ def messages(value: object, limits: Limits) -> list[NewMessage]:
         field = f"messages[{index}]"
         if not isinstance(message, Mapping):
             raise InvalidInput(field, f"must be a dict with 'ttl' and 'body', got {describe(message)}")
-        missing = {"ttl", "body"} - message.keys()
-        if missing:
-            raise InvalidInput(field, f"lacks {', '.join(sorted(missing))}")
-        unknown = set(message.keys()) - _MESSAGE_KEYS
-        if unknown:
-            raise InvalidInput(field, f"has unknown keys {', '.join(sorted(map(describe, unknown)))}")
+        if "ttl" not in message or "body" not in message or not _MESSAGE_KEYS.issuperset(message.keys()):
+            _refuse_message_keys(message, field)
         ttl = whole_number(message["ttl"], f"{field}.ttl", 1, limits.max_message_ttl)
         delay = whole_number(message.get("delay", 0), f"{field}.delay", 0, MAX_DELAY)
         body = to_json(message["body"], f"{field}.body")
-        size += len(f'{{"ttl":{ttl},"delay":{delay},"body":{body}}},')
+        size += len(body) + len(str(ttl)) + len(str(delay)) + _MESSAGE_FRAME
         if size > limits.max_post_size:
             raise InvalidInput("messages", f"the batch exceeds {limits.max_post_size} bytes serialized")
         batch.append(NewMessage(ttl=ttl, delay=delay, body=body))
