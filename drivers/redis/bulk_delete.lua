@@ -16,10 +16,10 @@ local states, gone = load_many(numbers), {}
 for i = 1, #numbers do
   local m = states[i]
   if m and m.expires > now and deletable(m, claim, now) then
-    gone[#gone + 1] = m.n
+    gone[#gone + 1] = m
   end
 end
-remove(gone)
+remove_loaded(gone)
 local deleted = #gone
 local live = 0
 local stored = claim ~= '' and load_claim(claim)

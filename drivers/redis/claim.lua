@@ -24,7 +24,6 @@ end
 extend(taken, floor)
 save_many(taken)
 add_rows(out, taken)
-each_batch('ZREM', ELIGIBLE, numbers)
 each_batch('ZADD', CLAIMED, claimed)
 redis.call('HSET', CLAIMS, id, cmsgpack.pack(ttl, now, expires, numbers))
 redis.call('ZADD', CLAIM_EXPIRIES, expires, id)

@@ -13,5 +13,5 @@ end
 if not deletable(m, claim, now) then
   return {m.claim, fmt(m.claim_expires)}
 end
-remove({m.n})
+remove_loaded({m})
 return false

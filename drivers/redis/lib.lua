@@ -86,7 +86,11 @@ end
 
 -- A message as the driver reads it: number, body, created, expires, claim id, claim expiry, position.
 local function row(m, body)
-  return {m.n, body, fmt(m.created), fmt(m.expires), m.claim, fmt(m.claim_expires), m.position}
+  local lease = 0 -- no claim: no lease to read
+  if m.claim ~= '' then
+    lease = fmt(m.claim_expires)
+  end
+  return {m.n, body, fmt(m.created), fmt(m.expires), m.claim, lease, m.position}
 end
 
 -- Append the rows of `messages` to `out`, their bodies read in one HMGET.
@@ -139,6 +143,28 @@ local function remove(numbers)
   each_batch('HDEL', STATES, numbers)
   for _, index in ipairs({VISIBLE, ELIGIBLE, CLAIMED, EXPIRIES, DELAYED, DELAYED_EXPIRIES}) do
     each_batch('ZREM', index, numbers)
+  end
+end
+
+-- Remove messages whose states are loaded: a visible one is in no delayed index, a delayed one in no position
+-- index, so only the indexes it can be in are touched.
+local function remove_loaded(messages)
+  local visible, delayed, all = {}, {}, numbers_of(messages)
+  for _, m in ipairs(messages) do
+    if m.position > 0 then
+      visible[#visible + 1] = m.n
+    else
+      delayed[#delayed + 1] = m.n
+    end
+  end
+  each_batch('HDEL', BODIES, all)
+  each_batch('HDEL', STATES, all)
+  each_batch('ZREM', EXPIRIES, all)
+  for _, index in ipairs({VISIBLE, ELIGIBLE, CLAIMED}) do
+    each_batch('ZREM', index, visible)
+  end
+  for _, index in ipairs({DELAYED, DELAYED_EXPIRIES}) do
+    each_batch('ZREM', index, delayed)
   end
 end
 
@@ -215,32 +241,31 @@ local function settle(now)
   release_expired(now)
 end
 
--- Up to `limit` of the oldest eligible messages, oldest first, each as its state. Entries met on the way that
--- are not eligible leave ELIGIBLE: a dead message's leaves VISIBLE too (gc removes the message itself), and one a
--- live claim holds goes back to CLAIMED (a client whose clock ran ahead gave it back early). Call settle first.
+-- Take up to `limit` of the oldest eligible messages out of ELIGIBLE, oldest first, each as its state: the caller
+-- claims or removes them. Entries popped on the way that are not eligible stay out of ELIGIBLE: a dead message's
+-- leaves VISIBLE too (gc removes the message itself), and one a live claim holds goes back to CLAIMED (a client
+-- whose clock ran ahead gave it back early). Call settle first.
 local function oldest_eligible(now, limit)
   local found = {}
-  local kept = 0 -- entries left in ELIGIBLE ahead of the next window
   while #found < limit do
     local wanted = limit - #found
-    local numbers = redis.call('ZRANGE', ELIGIBLE, kept, kept + wanted - 1)
-    local states, stale, dead, still_held = load_many(numbers), {}, {}, {}
+    local popped = redis.call('ZPOPMIN', ELIGIBLE, wanted)
+    local numbers = {}
+    for i = 1, #popped, 2 do
+      numbers[#numbers + 1] = popped[i]
+    end
+    local states, dead, still_held = load_many(numbers), {}, {}
     for i, n in ipairs(numbers) do
       local m = states[i]
       if m and m.expires > now and not held(m, now) then
         found[#found + 1] = m
-        kept = kept + 1
+      elseif not m or m.expires <= now then
+        dead[#dead + 1] = n
       else
-        stale[#stale + 1] = n
-        if not m or m.expires <= now then
-          dead[#dead + 1] = n
-        else
-          still_held[#still_held + 1] = m.claim_expires
-          still_held[#still_held + 1] = n
-        end
+        still_held[#still_held + 1] = m.claim_expires
+        still_held[#still_held + 1] = n
       end
     end
-    each_batch('ZREM', ELIGIBLE, stale)
     each_batch('ZREM', VISIBLE, dead)
     each_batch('ZADD', CLAIMED, still_held)
     if #numbers < wanted then

@@ -9,5 +9,5 @@ end
 settle(now)
 local taken = oldest_eligible(now, limit)
 local out = add_rows({inc}, taken)
-remove(numbers_of(taken))
+remove_loaded(taken)
 return out
