@@ -2,8 +2,9 @@
 
 A claim picks the oldest eligible messages from the claim index, then takes each with an update guarded by the
 claim state it was picked in, so a message another claim took meanwhile is left alone; when fewer were taken
-than picked it reads back which are its own. A claimed message lives at least until the claim's end plus grace;
-renewing never shortens a message's life.
+than picked it reads back which are its own and picks again from what is left, so losing races to competing
+consumers does not make a claim come back short while eligible messages wait. A claimed message lives at least
+until the claim's end plus grace; renewing never shortens a message's life.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pymongo import UpdateOne
 from marconi.storage.base import ClaimBase
 from marconi.storage.hooks import ClaimRead, ClaimRequest, Project, Renewal, Rows, StoredClaim
 
-from .store import as_date, row
+from .store import TAKE_ROUNDS, Document, as_date, row
 
 if TYPE_CHECKING:
     from . import MongoDriver
@@ -29,19 +30,27 @@ class MongoClaims(ClaimBase):
         queue = store.current(request.queue, request.project, request.now)
         if queue is None:
             return None
-        chosen = store.eligible(queue, request.now, request.limit)
-        if not chosen:
-            return Rows(queue.id)
         take = {
             "$set": {"ci": request.claim_id, "ce": request.expires},
             "$max": {"e": request.message_floor, "r": as_date(request.message_floor)},
         }
-        result = store.messages.bulk_write(
-            [UpdateOne({"_id": doc["_id"], "ce": doc["ce"]}, take) for doc in chosen], ordered=False
-        )
-        if result.modified_count < len(chosen):  # others took some: read back which are this claim's
+        chosen: list[Document] = []
+        for _ in range(TAKE_ROUNDS):  # a pick others took first is picked again from what is left
+            picked = store.eligible(queue, request.now, request.limit - len(chosen))
+            if not picked:
+                break
+            result = store.messages.bulk_write(
+                [UpdateOne({"_id": doc["_id"], "ce": doc["ce"]}, take) for doc in picked], ordered=False
+            )
+            if result.modified_count == len(picked):
+                chosen += picked
+                break
+            # Others took some: read back which are this claim's.
             mine = {doc["_id"] for doc in store.messages.find({"q": queue.id, "ci": request.claim_id}, {"_id": 1})}
-            chosen = [doc for doc in chosen if doc["_id"] in mine]
+            chosen += [doc for doc in picked if doc["_id"] in mine]
+            if len(chosen) == request.limit:
+                break
+        chosen.sort(key=lambda doc: doc["m"])
         if chosen:
             store.claims.insert_one(
                 {

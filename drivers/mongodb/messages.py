@@ -21,10 +21,11 @@ from marconi.storage.hooks import (
     Posted,
     PostRequest,
     Project,
+    Row,
     Rows,
 )
 
-from .store import Document, QueueState, row
+from .store import TAKE_ROUNDS, Document, QueueState, row
 
 if TYPE_CHECKING:
     from . import MongoDriver
@@ -121,11 +122,16 @@ class MongoMessages(MessageBase):
         target = store.current(queue, project, now)
         if target is None:
             return None
-        popped = []
-        for doc in store.eligible(target, now, limit):
-            # One at a time, each guarded by the claim state it was chosen in: a message another consumer took
-            # meanwhile is left to it.
-            taken = store.messages.find_one_and_delete({"_id": doc["_id"], "ce": doc["ce"]})
-            if taken is not None:
-                popped.append(row(taken))
-        return Rows(target.id, popped)
+        popped: list[tuple[int, Row]] = []  # (marker, row): oldest first
+        for _ in range(TAKE_ROUNDS):  # what competing consumers took first is picked again from what is left
+            picked = store.eligible(target, now, limit - len(popped))
+            for doc in picked:
+                # One at a time, each guarded by the claim state it was chosen in: a message another consumer took
+                # meanwhile is left to it.
+                taken = store.messages.find_one_and_delete({"_id": doc["_id"], "ce": doc["ce"]})
+                if taken is not None:
+                    popped.append((taken["m"], row(taken)))
+            if not picked or len(popped) == limit:
+                break
+        popped.sort(key=lambda found: found[0])
+        return Rows(target.id, [found for _, found in popped])

@@ -59,6 +59,7 @@ Document = dict[str, Any]
 
 WINDOW = 16  # committed txns a queue keeps before it materializes them
 SCAN_CHUNK_MAX = 1000  # documents one read of a page or claim asks for at most
+TAKE_ROUNDS = 16  # picks a claim or pop makes while competing consumers take what it picked first
 DUPLICATE_KEY = 11000
 STALL_MEMORY = 600.0  # seconds a sighting of a stalled writer is remembered
 
