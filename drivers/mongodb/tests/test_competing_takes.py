@@ -34,7 +34,8 @@ def rival(mongo_uri: str, clock: ManualClock) -> Iterator[MongoDriver]:
 
 def race_after_first_pick(monkeypatch: pytest.MonkeyPatch, driver: MongoDriver, step: Callable[[], Any]) -> list[Any]:
     """Run ``step`` once, between ``driver``'s first pick and its writes; returns what ``step`` returned."""
-    store, done = driver.store, []
+    store = driver.store
+    done: list[Any] = []
     pick = store.eligible
 
     def eligible(*args: Any) -> Any:
@@ -60,7 +61,7 @@ def test_a_claim_whose_pick_another_claim_took_takes_the_next_ones(
     assert [message["id"] for message in rival_held] == ids[:3]
     assert claim_id is not None and claim_id != rival_claim
     assert [message["id"] for message in held] == ids[3:]
-    info, read_back = driver.claim_controller.get(QUEUE, claim_id, project=project)
+    _info, read_back = driver.claim_controller.get(QUEUE, claim_id, project=project)
     assert [message["id"] for message in read_back] == ids[3:]
 
 
