@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from marconi.storage import ManualClock, MessageConflict
+from marconi.storage import MessageConflict
 
-from .conftest import STUCK_GUARD, Commands, open_driver
+from .conftest import STUCK_GUARD, Commands, fresh_clock, open_driver
 
 if TYPE_CHECKING:
     from .. import MongoDriver
@@ -95,7 +95,7 @@ class CollisionSeen(Commands):
 
 @contextmanager
 def drivers(uri: str, listeners: list[Commands], **options: Any) -> Iterator[list[MongoDriver]]:
-    clock = ManualClock(1_700_000_000.0)
+    clock = fresh_clock()
     opened = [open_driver(uri, clock=clock, event_listeners=[listener], **options) for listener in listeners]
     try:
         yield opened

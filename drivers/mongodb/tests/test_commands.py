@@ -12,10 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from marconi.storage import ManualClock
-
 from ..store import WINDOW
-from .conftest import Commands, empty_project, open_driver, post
+from .conftest import Commands, empty_project, fresh_clock, open_driver, post
 
 if TYPE_CHECKING:
     from .. import MongoDriver
@@ -45,7 +43,7 @@ def commands() -> Commands:
 
 @pytest.fixture
 def counted(mongo_uri: str, commands: Commands, project: str) -> Iterator[MongoDriver]:
-    with open_driver(mongo_uri, clock=ManualClock(1_700_000_000.0), event_listeners=[commands]) as opened:
+    with open_driver(mongo_uri, clock=fresh_clock(), event_listeners=[commands]) as opened:
         yield opened
         empty_project(opened, project)
 
@@ -153,7 +151,7 @@ def plan_of(driver: MongoDriver, command: dict[str, Any]) -> tuple[list[str], di
 
 def recorded(driver_uri: str, project: str, work: Callable[[MongoDriver], Any]) -> list[tuple[list[str], Any]]:
     recorder = Recorder()
-    with open_driver(driver_uri, clock=ManualClock(1_700_000_000.0), event_listeners=[recorder]) as opened:
+    with open_driver(driver_uri, clock=fresh_clock(), event_listeners=[recorder]) as opened:
         opened.queue_controller.upsert("explained", {}, project=project)
         post(opened, "explained", project, list(range(30)))
         recorder.reads.clear()
@@ -189,7 +187,7 @@ def test_claim_cost_does_not_grow_with_messages_claimed_at_the_head(mongo_uri: s
     examined = {}
     for head in (0, 20):
         recorder = Recorder()
-        with open_driver(mongo_uri, clock=ManualClock(1_700_000_000.0), event_listeners=[recorder]) as opened:
+        with open_driver(mongo_uri, clock=fresh_clock(), event_listeners=[recorder]) as opened:
             name = f"head{head}"
             opened.queue_controller.upsert(name, {}, project=project)
             post(opened, name, project, list(range(30 + head)))

@@ -18,12 +18,11 @@ from typing import Any
 import pytest
 from pymongo.errors import AutoReconnect
 
-from marconi.storage import ManualClock
 from marconi.storage.hooks import Outgoing
 from marconi.tests.plugin import drain
 from marconi.tests.servers import Server, free_port, secantusdb_server
 
-from .conftest import STUCK_GUARD, Commands, open_driver
+from .conftest import STUCK_GUARD, Commands, fresh_clock, open_driver
 
 pytestmark = pytest.mark.driver("mongodb")
 
@@ -67,7 +66,7 @@ def bodies(messages: list[dict[str, Any]]) -> list[Any]:
 def test_a_post_cut_off_by_a_server_crash_is_stored_once_whole(mongo_uri: str, server: Server) -> None:
     listener = PauseAfterInsert()
     project = f"crash-{uuid.uuid4().hex[:8]}"
-    with open_driver(uri_of(server), clock=ManualClock(1_700_000_000.0), event_listeners=[listener]) as driver:
+    with open_driver(uri_of(server), clock=fresh_clock(), event_listeners=[listener]) as driver:
         messages = driver.message_controller
         driver.queue_controller.upsert(QUEUE, {}, project=project)
         before = messages.post(QUEUE, [{"ttl": 600, "body": "acknowledged"}], uuid.uuid4(), project=project)
@@ -107,13 +106,14 @@ def test_a_post_cut_off_by_a_server_crash_is_stored_once_whole(mongo_uri: str, s
 def test_reading_back_a_commit_whose_reply_was_lost_reports_it_posted(mongo_uri: str, server: Server) -> None:
     """The other outcome of a dropped connection: the commit happened, its reply did not arrive."""
     project = f"crash-{uuid.uuid4().hex[:8]}"
-    with open_driver(uri_of(server), clock=ManualClock(1_700_000_000.0)) as driver:
+    with open_driver(uri_of(server), clock=fresh_clock()) as driver:
         driver.queue_controller.upsert(QUEUE, {}, project=project)
         store = driver.store
         read = store.find_queue(QUEUE, project)
         assert read is not None
-        batch = [Outgoing('"x"', 1_700_000_600.0, 1_700_000_000.0, False)]
-        _, after = store.append(read, 1_700_000_000.0, batch, str(uuid.uuid4()))
+        now = driver.clock.now()
+        batch = [Outgoing('"x"', now + 600, now, False)]
+        _, after = store.append(read, now, batch, str(uuid.uuid4()))
         txn = after.window[-1]
         resolved = store.resolve(read, txn, after.counter, AutoReconnect("reply lost"), inserted=True, promoted=False)
         assert txn in resolved.window and resolved.counter == after.counter
