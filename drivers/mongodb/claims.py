@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pymongo import UpdateOne
-
 from marconi.storage.base import ClaimBase
 from marconi.storage.hooks import ClaimRead, ClaimRequest, Project, Renewal, Rows, StoredClaim
 
-from .store import TAKE_ROUNDS, Document, as_date, row
+from .store import as_date, row
 
 if TYPE_CHECKING:
     from . import MongoDriver
@@ -34,23 +32,7 @@ class MongoClaims(ClaimBase):
             "$set": {"ci": request.claim_id, "ce": request.expires},
             "$max": {"e": request.message_floor, "r": as_date(request.message_floor)},
         }
-        chosen: list[Document] = []
-        for _ in range(TAKE_ROUNDS):  # a pick others took first is picked again from what is left
-            picked = store.eligible(queue, request.now, request.limit - len(chosen))
-            if not picked:
-                break
-            result = store.messages.bulk_write(
-                [UpdateOne({"_id": doc["_id"], "ce": doc["ce"]}, take) for doc in picked], ordered=False
-            )
-            if result.modified_count == len(picked):
-                chosen += picked
-                break
-            # Others took some: read back which are this claim's.
-            mine = {doc["_id"] for doc in store.messages.find({"q": queue.id, "ci": request.claim_id}, {"_id": 1})}
-            chosen += [doc for doc in picked if doc["_id"] in mine]
-            if len(chosen) == request.limit:
-                break
-        chosen.sort(key=lambda doc: doc["m"])
+        chosen = store.take(queue, request.now, request.limit, request.claim_id, take)
         if chosen:
             store.claims.insert_one(
                 {

@@ -7,6 +7,7 @@ reads the counter first and shows only committed messages up to it.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from marconi.storage.base import MessageBase
@@ -21,11 +22,13 @@ from marconi.storage.hooks import (
     Posted,
     PostRequest,
     Project,
-    Row,
     Rows,
 )
 
-from .store import TAKE_ROUNDS, Document, QueueState, row
+from .store import Document, QueueState, row
+
+#: Seconds a pop cut off between holding its messages and removing them keeps them held.
+POP_LEASE = 60.0
 
 if TYPE_CHECKING:
     from . import MongoDriver
@@ -122,16 +125,11 @@ class MongoMessages(MessageBase):
         target = store.current(queue, project, now)
         if target is None:
             return None
-        popped: list[tuple[int, Row]] = []  # (marker, row): oldest first
-        for _ in range(TAKE_ROUNDS):  # what competing consumers took first is picked again from what is left
-            picked = store.eligible(target, now, limit - len(popped))
-            for doc in picked:
-                # One at a time, each guarded by the claim state it was chosen in: a message another consumer took
-                # meanwhile is left to it.
-                taken = store.messages.find_one_and_delete({"_id": doc["_id"], "ce": doc["ce"]})
-                if taken is not None:
-                    popped.append((taken["m"], row(taken)))
-            if not picked or len(popped) == limit:
-                break
-        popped.sort(key=lambda found: found[0])
-        return Rows(target.id, [found for _, found in popped])
+        # Held for a moment under a token of this pop's own, then removed together: a pop cut off in between
+        # leaves them held until the lease ends, when they are eligible again; none is lost or popped twice.
+        token = f"pop:{uuid.uuid4().hex}"
+        lease = {"$set": {"ci": token, "ce": now + POP_LEASE}}
+        taken = store.take(target, now, limit, token, lease)
+        if taken:
+            store.messages.delete_many({"q": target.id, "ci": token})
+        return Rows(target.id, [row(doc) for doc in taken])

@@ -441,6 +441,32 @@ class Store:
             chunk = min(chunk * 2, SCAN_CHUNK_MAX)
         return found
 
+    def take(self, queue: QueueState, now: float, limit: int, holder: str, update: Document) -> list[Document]:
+        """Hold up to ``limit`` of the oldest eligible messages for ``holder``, oldest first, as they were picked.
+
+        Each is taken with an update (``update``, which sets ``ci`` to ``holder`` and ``ce`` to the lease end)
+        guarded by the claim state it was picked in, so a message another consumer took meanwhile is left to it;
+        what others took first is picked again from what is left, at most ``TAKE_ROUNDS`` times.
+        """
+        taken: list[Document] = []
+        for _ in range(TAKE_ROUNDS):
+            picked = self.eligible(queue, now, limit - len(taken))
+            if not picked:
+                break
+            result = self.messages.bulk_write(
+                [UpdateOne({"_id": doc["_id"], "ce": doc["ce"]}, update) for doc in picked], ordered=False
+            )
+            if result.modified_count == len(picked):
+                taken += picked
+                break
+            # Others took some: read back which are this holder's.
+            mine = {doc["_id"] for doc in self.messages.find({"q": queue.id, "ci": holder}, {"_id": 1})}
+            taken += [doc for doc in picked if doc["_id"] in mine]
+            if len(taken) == limit:
+                break
+        taken.sort(key=lambda doc: doc["m"])
+        return taken
+
     def eligible(self, queue: QueueState, now: float, limit: int) -> list[Document]:
         """The oldest ``limit`` messages a claim or pop may take: visible, unexpired, not under a live claim.
 

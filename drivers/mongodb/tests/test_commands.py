@@ -29,6 +29,8 @@ POST_MATERIALIZING = [("find", QUEUES), ("insert", MESSAGES), ("update", MESSAGE
 LIST_PAGE = [("find", QUEUES), ("find", MESSAGES)]
 #: claim of 10: the queue, unclaimed messages, messages whose claim lapsed, the guarded updates, the claim.
 CLAIM = [("find", QUEUES), ("find", MESSAGES), ("find", MESSAGES), ("update", MESSAGES), ("insert", CLAIMS)]
+#: pop of 10: as a claim (queue, unclaimed, lapsed claims, the guarded updates), then one delete of what it holds.
+POP = [*CLAIM[:4], ("delete", MESSAGES)]
 #: delete: the queue (incarnation, committed txns), then one guarded delete.
 DELETE = [("find", QUEUES), ("delete", MESSAGES)]
 #: stats: the queue, one aggregation for the counts and both ends' positions, the two end messages.
@@ -88,6 +90,13 @@ def test_claim_of_10(counted: MongoDriver, queue: str, project: str, commands: C
     assert sent(commands, claim, "claim 10") == CLAIM
     claim_id, messages = claim()
     assert claim_id is not None and len(messages) == 10
+
+
+def test_pop_of_10(counted: MongoDriver, queue: str, project: str, commands: Commands) -> None:
+    post(counted, queue, project, list(range(20)))
+    pop = lambda: counted.message_controller.pop(queue, 10, project=project)  # noqa: E731
+    assert sent(commands, pop, "pop 10") == POP
+    assert [message["body"] for message in pop()] == list(range(9, 19))  # the first pop took "warm" and 0-8
 
 
 def test_claim_of_an_empty_queue_writes_nothing(counted, project, commands) -> None:
