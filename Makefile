@@ -97,8 +97,8 @@ test-bench:
 test-uris:
 	$(BIN)/pytest -q --pyargs marconi.tests marconi_drivers marconi_benchmarks $(foreach uri,$(URIS),--marconi-uri=$(uri))
 # The verify runs (VERIFY_OPS above), half of them with every fault the backend can take. The redis part's own
-# servers include a Redis with AOF restarted and a Redis Cluster failing over; the mongodb part's a SecantusDB of
-# its own, restarted.
+# servers include a Redis with AOF restarted and a Redis Cluster failing over; the mongodb part's include a
+# SecantusDB restarted.
 test-verify-embedded: VERIFY_OPS = $(VERIFY_OPS_EMBEDDED)
 test-verify-embedded:
 	$(VERIFY) --marconi-uri=memory:// --marconi-uri=sqlite://

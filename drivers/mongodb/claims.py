@@ -28,11 +28,11 @@ class MongoClaims(ClaimBase):
         queue = store.current(request.queue, request.project, request.now)
         if queue is None:
             return None
-        take = {
+        hold = {
             "$set": {"ci": request.claim_id, "ce": request.expires},
             "$max": {"e": request.message_floor, "r": as_date(request.message_floor)},
         }
-        chosen = store.take(queue, request.now, request.limit, request.claim_id, take)
+        chosen = store.take(queue, request.now, request.limit, request.claim_id, hold)
         if chosen:
             store.claims.insert_one(
                 {

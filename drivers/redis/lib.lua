@@ -21,6 +21,15 @@ local function each_batch(command, key, values)
   end
 end
 
+-- The members of a reply of member, score pairs (WITHSCORES, ZPOPMIN), in order.
+local function members(reply)
+  local found = {}
+  for i = 1, #reply, 2 do
+    found[#found + 1] = reply[i]
+  end
+  return found
+end
+
 local function incarnation()
   return tonumber(redis.call('HGET', QUEUE, 'inc'))
 end
@@ -202,10 +211,7 @@ local function promote(now)
     end
   end
   save_many(moved)
-  local numbers = {}
-  for i = 1, #due, 2 do
-    numbers[#numbers + 1] = due[i]
-  end
+  local numbers = members(due)
   each_batch('ZREM', DELAYED, numbers)
   each_batch('ZREM', DELAYED_EXPIRIES, numbers)
   if #shown > 0 then
@@ -249,11 +255,7 @@ local function oldest_eligible(now, limit)
   local found = {}
   while #found < limit do
     local wanted = limit - #found
-    local popped = redis.call('ZPOPMIN', ELIGIBLE, wanted)
-    local numbers = {}
-    for i = 1, #popped, 2 do
-      numbers[#numbers + 1] = popped[i]
-    end
+    local numbers = members(redis.call('ZPOPMIN', ELIGIBLE, wanted))
     local states, dead, still_held = load_many(numbers), {}, {}
     for i, n in ipairs(numbers) do
       local m = states[i]

@@ -19,10 +19,7 @@ local out = {inc, tonumber(redis.call('HGET', QUEUE, 'pos'))}
 local found, cursor, dead = {}, '(' .. after, {}
 while #found < limit do
   local page = redis.call('ZRANGEBYSCORE', index, cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
-  local numbers = {}
-  for i = 1, #page, 2 do
-    numbers[#numbers + 1] = page[i]
-  end
+  local numbers = members(page)
   local states = load_many(numbers)
   for i = 1, #numbers do
     local m = states[i]
