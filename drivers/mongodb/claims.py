@@ -32,7 +32,9 @@ class MongoClaims(ClaimBase):
             "$set": {"ci": request.claim_id, "ce": request.expires},
             "$max": {"e": request.message_floor, "r": as_date(request.message_floor)},
         }
-        chosen = store.take(queue, request.now, request.limit, request.claim_id, hold)
+        chosen = store.take(
+            queue, request.now, request.limit, lambda picked: store.hold(queue, picked, request.claim_id, hold)
+        )
         if chosen:
             store.claims.insert_one(
                 {

@@ -7,7 +7,6 @@ reads the counter first and shows only committed messages up to it.
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from marconi.storage.base import MessageBase
@@ -26,9 +25,6 @@ from marconi.storage.hooks import (
 )
 
 from .store import Document, QueueState, row
-
-#: Seconds a pop cut off between holding its messages and removing them keeps them held.
-POP_LEASE = 60.0
 
 if TYPE_CHECKING:
     from . import MongoDriver
@@ -125,11 +121,5 @@ class MongoMessages(MessageBase):
         target = store.current(queue, project, now)
         if target is None:
             return None
-        # Held for a moment under a token of this pop's own, then removed together: a pop cut off in between
-        # leaves them held until the lease ends, when they are eligible again; none is lost or popped twice.
-        token = f"pop:{uuid.uuid4().hex}"
-        lease = {"$set": {"ci": token, "ce": now + POP_LEASE}}
-        taken = store.take(target, now, limit, token, lease)
-        if taken:
-            store.messages.delete_many({"q": target.id, "ci": token})
+        taken = store.take(target, now, limit, store.remove_picked)
         return Rows(target.id, [row(doc) for doc in taken])

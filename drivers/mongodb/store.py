@@ -441,31 +441,43 @@ class Store:
             chunk = min(chunk * 2, SCAN_CHUNK_MAX)
         return found
 
-    def take(self, queue: QueueState, now: float, limit: int, holder: str, update: Document) -> list[Document]:
-        """Hold up to ``limit`` of the oldest eligible messages for ``holder``, oldest first, as they were picked.
+    def take(
+        self, queue: QueueState, now: float, limit: int, grab: Callable[[list[Document]], list[Document]]
+    ) -> list[Document]:
+        """Up to ``limit`` of the oldest eligible messages, oldest first, as ``grab`` took them.
 
-        Each is taken with an update (``update``, which sets ``ci`` to ``holder`` and ``ce`` to the lease end)
-        guarded by the claim state it was picked in, so a message another consumer took meanwhile is left to it;
-        what others took first is picked again from what is left, at most ``TAKE_ROUNDS`` times.
+        ``grab`` takes the picked messages with writes guarded by the claim state each was picked in, and returns
+        those it got: a message another consumer took meanwhile is left to it. What others took first is picked
+        again from what is left, at most ``TAKE_ROUNDS`` times, so losing races does not make a claim or pop come
+        back short while eligible messages wait.
         """
         taken: list[Document] = []
         for _ in range(TAKE_ROUNDS):
             picked = self.eligible(queue, now, limit - len(taken))
             if not picked:
                 break
-            result = self.messages.bulk_write(
-                [UpdateOne({"_id": doc["_id"], "ce": doc["ce"]}, update) for doc in picked], ordered=False
-            )
-            if result.modified_count == len(picked):
-                taken += picked
-                break
-            # Others took some: read back which are this holder's.
-            mine = {doc["_id"] for doc in self.messages.find({"q": queue.id, "ci": holder}, {"_id": 1})}
-            taken += [doc for doc in picked if doc["_id"] in mine]
-            if len(taken) == limit:
+            got = grab(picked)
+            taken += got
+            if len(got) == len(picked) or len(taken) == limit:
                 break
         taken.sort(key=lambda doc: doc["m"])
         return taken
+
+    def hold(self, queue: QueueState, picked: list[Document], holder: str, update: Document) -> list[Document]:
+        """Apply ``update`` (which makes ``holder`` the claim holding a message) to each picked message its state
+        still allows; the ones now ``holder``'s."""
+        guarded = [UpdateOne({"_id": doc["_id"], "ce": doc["ce"]}, update) for doc in picked]
+        if self.messages.bulk_write(guarded, ordered=False).modified_count == len(picked):
+            return picked
+        # Others took some: read back which are this holder's.
+        mine = {doc["_id"] for doc in self.messages.find({"q": queue.id, "ci": holder}, {"_id": 1})}
+        return [doc for doc in picked if doc["_id"] in mine]
+
+    def remove_picked(self, picked: list[Document]) -> list[Document]:
+        """Remove each picked message its state still allows, one guarded delete each (a pop is atomic message
+        by message, never half done); the ones removed, as they were."""
+        removed = (self.messages.find_one_and_delete({"_id": doc["_id"], "ce": doc["ce"]}) for doc in picked)
+        return [doc for doc in removed if doc is not None]
 
     def eligible(self, queue: QueueState, now: float, limit: int) -> list[Document]:
         """The oldest ``limit`` messages a claim or pop may take: visible, unexpired, not under a live claim.

@@ -29,8 +29,9 @@ POST_MATERIALIZING = [("find", QUEUES), ("insert", MESSAGES), ("update", MESSAGE
 LIST_PAGE = [("find", QUEUES), ("find", MESSAGES)]
 #: claim of 10: the queue, unclaimed messages, messages whose claim lapsed, the guarded updates, the claim.
 CLAIM = [("find", QUEUES), ("find", MESSAGES), ("find", MESSAGES), ("update", MESSAGES), ("insert", CLAIMS)]
-#: pop of 10: as a claim (queue, unclaimed, lapsed claims, the guarded updates), then one delete of what it holds.
-POP = [*CLAIM[:4], ("delete", MESSAGES)]
+#: pop of 10: the queue, unclaimed messages, lapsed claims, then one guarded find-and-delete per message (a pop
+#: never holds a message it has not removed, so a pop cut off midway leaves nothing held).
+POP = [*CLAIM[:3], *[("findAndModify", MESSAGES)] * 10]
 #: delete: the queue (incarnation, committed txns), then one guarded delete.
 DELETE = [("find", QUEUES), ("delete", MESSAGES)]
 #: stats: the queue, one aggregation for the counts and both ends' positions, the two end messages.
