@@ -28,7 +28,7 @@ UNION ALL
 SELECT * FROM (
     SELECT 1, number, position, body FROM {p}messages
     WHERE queue_id = (SELECT id FROM {p}queues WHERE project = %(project)s AND name = %(queue)s)
-      AND position > %(after)s AND expires > %(now)s {unclaimed}
+      AND position > %(after)s AND (expires + 0) > %(now)s {unclaimed}
     ORDER BY position LIMIT %(limit)s
 ) page
 

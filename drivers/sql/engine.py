@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -45,12 +45,19 @@ _SQLITE_BUSY = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (low byte of exte
 
 #: How each backend begins a transaction, and how a session bounds its lock waits (seconds or milliseconds).
 BEGIN = {"postgresql": "BEGIN", "mysql": "START TRANSACTION", "sqlite": "BEGIN IMMEDIATE"}
-_PG_SESSION = "SET lock_timeout = '{ms}ms'; SET default_transaction_isolation = 'read committed'"
+# Bitmap scans are off: every hot statement here wants the first rows of an index range in order (a page, a
+# claim), and a planner misled by a young table's statistics (a queue filled since the last ANALYZE) would read
+# the whole range through a bitmap and sort it: a page of 10 from 1,000 queued messages took 1.6 ms, not 0.1.
+_PG_SESSION = (
+    "SET lock_timeout = '{ms}ms'; SET default_transaction_isolation = 'read committed'; SET enable_bitmapscan = off"
+)
 _MYSQL_SESSION = (
     "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
     "SET SESSION innodb_lock_wait_timeout = {s}, lock_wait_timeout = {s}",
 )
 _SQLITE_WAL = "PRAGMA journal_mode=WAL"
+POOL_SIZE, MAX_OVERFLOW = 5, 10  # SQLAlchemy's defaults, made explicit: the pool's capacity is their sum
+HOT_SECONDS = 1.0  # how long a connection serves calls between two passes through SQLAlchemy's pool
 INSERT_CHUNK = 500  # rows per multi-row INSERT: far below every backend's limit on bound parameters
 
 # SQLAlchemy's pool logs the failed reset of a connection a server has killed with a full traceback, through
@@ -100,6 +107,62 @@ class Result:
         return self.rows[0] if self.rows else None
 
 
+class Connections:
+    """An engine's pooled connections, kept checked out between calls that follow each other closely.
+
+    A checkout from SQLAlchemy's pool and its return cost about as much as a short statement on SQLite. A
+    connection a call gives back is taken by the next call here, for up to ``HOT_SECONDS`` after it left the pool;
+    then it goes back to the pool, which recycles (and, with ``pool_pre_ping``, tests) connections as configured.
+    A connection is never kept here while the pool is exhausted, so nobody waiting on the pool waits for it.
+    """
+
+    def __init__(self, engine: Engine, capacity: int | None) -> None:
+        self.engine = engine
+        self._capacity = capacity  # the pool's size plus overflow; None: keep nothing
+        self._hot: list[tuple[Any, float]] = []
+
+    def take(self) -> tuple[Any, float]:
+        """A pooled connection, and when it left the pool."""
+        hot = self._hot
+        while hot:
+            try:
+                pooled, since = hot.pop()
+            except IndexError:  # another thread took the last one
+                break
+            if time.monotonic() - since < HOT_SECONDS:
+                return pooled, since
+            pooled.close()
+        return self.engine.raw_connection(), time.monotonic()
+
+    def give(self, pooled: Any, since: float) -> None:
+        """Take back a connection a call is done with, in a good state."""
+        pool: Any = self.engine.pool
+        if self._capacity is not None and time.monotonic() - since < HOT_SECONDS and pool.checkedout() < self._capacity:
+            self._hot.append((pooled, since))
+        else:
+            pooled.close()
+
+    def drop(self) -> None:
+        """Discard every connection kept here (one was found dropped by the server: the others likely are)."""
+        for pooled in self._emptied():
+            pooled.invalidate()
+            pooled.close()
+
+    def close(self) -> None:
+        for pooled in self._emptied():
+            pooled.close()
+        self.engine.dispose()
+
+    def _emptied(self) -> Iterator[Any]:
+        """Each kept connection, taken out, whatever other threads take meanwhile."""
+        while self._hot:
+            try:
+                pooled, _ = self._hot.pop()
+            except IndexError:
+                return
+            yield pooled
+
+
 class Database:
     """One backend: the engine, the prepared statements, sessions on pooled connections, and error meanings."""
 
@@ -117,6 +180,13 @@ class Database:
         self._transactional: Engine | None = None
         if self.kind == "mysql":
             self._transactional = self._create_engine(dict(engine_options), autocommit=False)
+        capacity = None
+        if not self.in_memory and not engine_options.get("pool_pre_ping"):
+            capacity = engine_options.get("pool_size", POOL_SIZE) + engine_options.get("max_overflow", MAX_OVERFLOW)
+        self._connections = Connections(self.engine, capacity)
+        self._transactions = self._connections
+        if self._transactional is not None:
+            self._transactions = Connections(self._transactional, capacity)
         dbapi: Any = self.engine.dialect.loaded_dbapi
         self.dbapi_error: type[Exception] = dbapi.Error
         self.statements = Statements(self.kind, names, pyformat=self.kind != "sqlite")
@@ -135,6 +205,8 @@ class Database:
             options["poolclass"] = StaticPool
         else:
             options.setdefault("pool_timeout", self.conflict_timeout)  # waiting for a connection is contention too
+            options.setdefault("pool_size", POOL_SIZE)
+            options.setdefault("max_overflow", MAX_OVERFLOW)
         try:
             engine = sa.create_engine(
                 self.url,
@@ -180,44 +252,18 @@ class Database:
         self.observers.remove(observer)
         self._pausing -= pauses
 
-    @contextmanager
-    def session(self, transactional: bool = False) -> Iterator[Session]:
-        """A pooled connection for one call (``transactional``: for a transaction); one the server dropped is
-        discarded, and the call raises Lost."""
-        engine = self._transactional if transactional and self._transactional is not None else self.engine
-        with self._turn():
-            pooled = engine.raw_connection()
-            session = Session(self, pooled, implicit=engine is self._transactional)
-            try:
-                yield session
-            except self.dbapi_error as error:
-                if self.disconnected(error, pooled.dbapi_connection):
-                    pooled.invalidate(error)
-                    if session.committing:
-                        raise BackendError(
-                            f"{self.backend} connection lost while committing; it may or may not have committed: "
-                            f"{failures.describe(error)}"
-                        ) from error
-                    raise Lost(failures.describe(error)) from error
-                raise
-            finally:
-                if session.discard:
-                    pooled.invalidate()
-                pooled.close()
+    def session(self, transactional: bool = False) -> Session:
+        """A pooled connection for one call (``transactional``: for a transaction), as a context manager; one the
+        server dropped is discarded, and the call raises Lost."""
+        return Session(self, self._transactions if transactional else self._connections)
 
-    @contextmanager
-    def _turn(self) -> Iterator[None]:
-        if self._serial is None:
-            yield
-            return
+    def wait_turn(self) -> None:
+        """Take the in-memory database's one connection, or raise Contention when no time is left for it."""
+        assert self._serial is not None
         attempts = failures.current()
         wait = attempts.remaining() if attempts is not None else self.conflict_timeout
         if not self._serial.acquire(timeout=wait):
             raise Contention("another thread held the in-memory database for the whole conflict timeout")
-        try:
-            yield
-        finally:
-            self._serial.release()
 
     def read(self, statement: str, /, **params: Any) -> Result:
         """One statement on its own (autocommit): a read, or a write that is atomic by itself."""
@@ -287,51 +333,101 @@ class Database:
         return Failure.FATAL
 
     def close(self) -> None:
-        self.engine.dispose()
-        if self._transactional is not None:
-            self._transactional.dispose()
+        self._connections.close()
+        if self._transactions is not self._connections:
+            self._transactions.close()
 
 
 class Session:
     """One call's pooled connection: runs named statements, begins and ends transactions."""
 
-    def __init__(self, database: Database, pooled: Any, implicit: bool = False) -> None:
+    def __init__(self, database: Database, connections: Connections) -> None:
         self.database = database
-        self.connection = pooled.dbapi_connection
-        self.implicit = implicit  # its first statement begins a transaction: no BEGIN is sent
+        self._connections = connections
+        self._serial = database._serial
+        if self._serial is not None:
+            database.wait_turn()
+        try:
+            self.pooled, self._since = connections.take()
+        except BaseException:
+            self._release()
+            raise
+        self.connection = self.pooled.dbapi_connection
+        self.implicit = connections.engine is database._transactional  # the first statement begins a transaction
         self.committing = False
         self.discard = False  # a session setting was changed for this call only: do not pool the connection
+        self._open_cursor: Any = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+        try:
+            database = self.database
+            if isinstance(error, database.dbapi_error) and database.disconnected(error, self.connection):
+                self.discard = True
+                self._connections.drop()
+                if self.committing:
+                    raise BackendError(
+                        f"{database.backend} connection lost while committing; it may or may not have committed: "
+                        f"{failures.describe(error)}"
+                    ) from error
+                raise Lost(failures.describe(error)) from error
+        finally:
+            if self._open_cursor is not None:
+                self._close_cursor()
+            if self.discard:
+                self.pooled.invalidate()
+                self.pooled.close()
+            elif error is not None:  # the pool's reset on return leaves no trace of the failed call
+                self.pooled.close()
+            else:
+                self._connections.give(self.pooled, self._since)
+            self._release()
+
+    def _close_cursor(self) -> None:
+        try:
+            self._open_cursor.close()
+        except self.database.dbapi_error:  # its connection is gone: the session discards it
+            self.discard = True
+
+    def _release(self) -> None:
+        if self._serial is not None:
+            self._serial.release()
 
     def _notify(self, phase: str, sql: str) -> None:
         for observer in self.database.observers:
             observer(phase, sql, self.connection)
 
+    def _cursor(self) -> Any:
+        """The session's one cursor (made on first use, closed with the session)."""
+        if self._open_cursor is None:
+            self._open_cursor = self.connection.cursor()
+        return self._open_cursor
+
     def _execute(
         self, statement: Statement, params: Mapping[str, Any], many: Sequence[Mapping[str, Any]] = ()
     ) -> Result:
         if not many:
-            return self._send(*statement.render(params))
+            sql, bound = statement.render(params)
+            return self._send(statement, sql, bound)
         rendered = [statement.render(row) for row in many]
         sql = rendered[0][0]
-        cursor = self.connection.cursor()
-        try:
-            self._notify("before", sql)
-            cursor.executemany(sql, [row for _, row in rendered])
-            result = Result([], cursor.rowcount)
-        finally:
-            cursor.close()
+        cursor = self._cursor()
+        self._notify("before", sql)
+        cursor.executemany(sql, [row for _, row in rendered])
+        result = Result([], cursor.rowcount)
         self._notify("after", sql)
         return result
 
-    def _send(self, sql: str, params: Mapping[str, Any]) -> Result:
-        cursor = self.connection.cursor()
-        try:
-            self._notify("before", sql)
-            cursor.execute(sql, params)
-            rows = cursor.fetchall() if cursor.description is not None else []
-            result = Result(rows, cursor.rowcount)
-        finally:
-            cursor.close()
+    def _send(self, statement: Statement, sql: str, params: Mapping[str, Any]) -> Result:
+        cursor = self._cursor()
+        self._notify("before", sql)
+        cursor.execute(sql, params)
+        returns = statement.returns_rows
+        if returns is None:
+            returns = statement.returns_rows = cursor.description is not None
+        result = Result(cursor.fetchall() if returns else [], cursor.rowcount)
         self._notify("after", sql)
         return result
 
@@ -348,16 +444,12 @@ class Session:
         inserted = 0
         for start in range(0, len(rows), INSERT_CHUNK):
             sql, params = prepared.rows(rows[start : start + INSERT_CHUNK])
-            inserted += self._send(sql, params).rowcount
+            inserted += self._send(prepared, sql, params).rowcount
         return inserted
 
     def _control(self, sql: str) -> None:
         self._notify("before", sql)
-        cursor = self.connection.cursor()
-        try:
-            cursor.execute(sql)
-        finally:
-            cursor.close()
+        self._cursor().execute(sql)
         self._notify("after", sql)
 
     def bound_lock_wait(self) -> None:

@@ -52,6 +52,9 @@ class Statement:
     raw: str  # with :name parameters
     pyformat: bool
     lists: frozenset[str]  # parameters that take a list, expanded one per item
+    #: Whether it returns rows, learnt from the DBAPI's cursor the first time it runs (asking each time costs
+    #: psycopg a description of every column).
+    returns_rows: bool | None = None
     _texts: dict[tuple[Any, ...], str] = field(default_factory=dict, repr=False)
 
     def rows(self, rows: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any]]:

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import abc
 import builtins
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
 from typing import Any, ClassVar, Generic, NotRequired, TypedDict, TypeVar
 
 from marconi.storage import failures, tokens, validation
@@ -141,15 +139,15 @@ def live_claim(row: Row, now: float) -> str | None:
 
 
 def format_message(incarnation: int, row: Row, now: float) -> Message:
+    """The message as callers see it; ``claim_id`` only while the claim lives."""
     formatted: Message = {
-        "id": message_id(incarnation, row.number),
+        "id": tokens.encode_pair(incarnation, row.number),
         "ttl": lifetime_seconds(row.expires - row.created),
         "age": whole_seconds(now - row.created),
-        "body": json.loads(row.body),
+        "body": validation.from_json(row.body),
     }
-    holder = live_claim(row, now)
-    if holder is not None:
-        formatted["claim_id"] = holder
+    if row.claim_id is not None and row.claim_expires is not None and row.claim_expires > now:  # live_claim
+        formatted["claim_id"] = row.claim_id
     return formatted
 
 
@@ -290,7 +288,7 @@ class QueueBase(ControllerBase, abc.ABC):
         text = self._read("queue get", lambda: self._get(name, project))
         if text is None:
             raise QueueDoesNotExist(name, project)
-        metadata: dict[str, Any] = json.loads(text)
+        metadata: dict[str, Any] = validation.from_json(text)
         return metadata
 
     def list(
@@ -306,7 +304,7 @@ class QueueBase(ControllerBase, abc.ABC):
         for name, metadata in rows:
             entry: QueueEntry = {"name": name}
             if detailed and metadata is not None:
-                entry["metadata"] = json.loads(metadata)
+                entry["metadata"] = validation.from_json(metadata)
             entries.append(entry)
         return Page(entries, entries[-1]["name"] if entries else after)
 
@@ -574,8 +572,9 @@ class ClaimBase(ControllerBase, abc.ABC):
             raise QueueDoesNotExist(queue, project)
         if not taken.rows:
             return None, []
-        held = [
-            replace(row, claim_id=claim_id, claim_expires=expires, expires=max(row.expires, request.message_floor))
+        floor = request.message_floor
+        held = [  # as the hook left them (a hook may return them as they were before it)
+            Row(row.number, row.body, row.created, max(row.expires, floor), claim_id, expires, row.position)
             for row in taken.rows
         ]
         return claim_id, format_rows(Rows(taken.incarnation, held), now)

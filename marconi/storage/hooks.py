@@ -28,7 +28,7 @@ MessageRef = tuple[int, int]  # (incarnation, number): where a message id points
 
 @dataclass(slots=True)  # not frozen: one is made per message read, and a frozen one costs five times as much
 class Row:
-    """One stored message, as a hook reads it (read-only: a new one is made with ``dataclasses.replace``).
+    """One stored message, as a hook reads it (treated as read-only: the base makes a new one to change it).
 
     ``claim_id`` and ``claim_expires`` are the last claim that took the message, live or not: the base shows the
     claim only while ``claim_expires > now``. ``position`` is needed from list hooks only.

@@ -79,7 +79,7 @@ VALUES (:queue_id, :number, :position, :client, :body, :created, :expires, :visi
 UNION ALL
 (SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages}
  WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-   AND position > :after AND expires > :now AND {echo}
+   AND position > :after AND (expires + 0) > :now AND {echo}
  ORDER BY position LIMIT :limit)
 
 -- A page without claimed messages: the never-claimed ones off the {free} index, and those whose claim has ended

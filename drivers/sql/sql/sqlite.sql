@@ -17,7 +17,7 @@ UNION ALL
 SELECT * FROM (
     SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages}
     WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
-      AND position > :after AND expires > :now AND {echo}
+      AND position > :after AND (expires + 0) > :now AND {echo}
     ORDER BY position LIMIT :limit
 )
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from marconi.storage import BackendError, DriverLoadError, InvalidInput, ManualClock, tokens
 from marconi.storage.loading import scheme_of
 
+from .. import engine
 from ..urls import kind_of
 from .conftest import SQL_DRIVER, in_memory, kind, open_driver
 
@@ -254,14 +255,15 @@ from marconi.storage import BackendError, load
 
 uri, project = sys.argv[1], sys.argv[2]
 with load(uri) as driver:
+    # However slow the machine, the connection a call gives back is the one the next call takes.
+    sys.modules[type(driver.database).__module__].HOT_SECONDS = 3600.0
     postgresql = driver.database.kind == "postgresql"
     killer = sa.create_engine(driver.engine.url)
     alive = "SELECT count(*) FROM pg_stat_activity WHERE pid = :s" if postgresql else (
         "SELECT count(*) FROM information_schema.processlist WHERE id = :s")
+    used = []
 
-    def kill_before_reset(dbapi_connection, record, state):
-        # The pool is about to roll back a connection it got back: the server kills it first.
-        event.remove(driver.engine.pool, "reset", kill_before_reset)
+    def kill(dbapi_connection):
         session = dbapi_connection.info.backend_pid if postgresql else dbapi_connection.thread_id()
         with killer.connect() as connection:
             connection.execute(sa.text("SELECT pg_terminate_backend(:s)" if postgresql else f"KILL {int(session)}"),
@@ -269,18 +271,28 @@ with load(uri) as driver:
             while connection.execute(sa.text(alive), {"s": session}).scalar():
                 time.sleep(0.01)
 
+    def kill_before_reset(dbapi_connection, record, state):
+        # The pool is about to roll back a connection it got back: the server kills it first.
+        event.remove(driver.engine.pool, "reset", kill_before_reset)
+        kill(dbapi_connection)
+        print("killed before the pool's reset", flush=True)
+
+    event.listen(driver.engine.pool, "checkout", lambda dbapi_connection, *_: used.append(dbapi_connection))
     driver.queue_controller.upsert("q", {}, project=project)
-    event.listen(driver.engine.pool, "reset", kill_before_reset)
+    # The connection that call used, kept for the next call, dies between the two calls.
+    kill(used[-1])
     driver.queue_controller.upsert("q", {"after": True}, project=project)
     print("metadata:", driver.queue_controller.get("q", project=project))
     driver.queue_controller.delete("q", project=project)
-    killer.dispose()
+    event.listen(driver.engine.pool, "reset", kill_before_reset)
+killer.dispose()
 """
 
 
 def test_a_killed_connection_leaves_no_traceback_on_stderr(sql_uri: str, project: str, tmp_path: Path) -> None:
-    """The pool's failed reset of a connection the server killed is the driver's business: nothing reaches an
-    application's stderr as a traceback, and the driver recovers on a fresh connection."""
+    """A connection the server killed between two calls is replaced: the second call succeeds. The pool's failed
+    reset of a killed connection (when the driver gives its connections back) is the driver's business: nothing
+    reaches an application's stderr as a traceback."""
     if kind_of_uri(sql_uri) == "sqlite":
         pytest.skip("SQLite has no server that could kill a connection")
     script = tmp_path / "killed.py"
@@ -291,3 +303,31 @@ def test_a_killed_connection_leaves_no_traceback_on_stderr(sql_uri: str, project
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     assert "metadata: {'after': True}" in result.stdout
+    assert "killed before the pool's reset" in result.stdout
+
+
+@pytest.mark.parametrize(("pool_size", "kept"), [(2, 1), (1, 0)])
+def test_a_connection_is_kept_for_the_next_call_only_while_the_pool_has_room(
+    sql_uri: str, project: str, pool_size: int, kept: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Back-to-back calls share a connection kept out of the pool; never one a caller waiting on a full pool
+    needs: with a pool of one (no overflow), every call gives its connection back to the pool."""
+    if in_memory(sql_uri):
+        pytest.skip("an in-memory database has one connection and no pool")
+    monkeypatch.setattr(engine, "HOT_SECONDS", 3600.0)  # however slow the machine, the calls are back to back
+    with open_driver(sql_uri, pool_size=pool_size, max_overflow=0) as driver:
+        checkouts: list[object] = []
+        sa.event.listen(driver.engine.pool, "checkout", lambda dbapi_connection, *_: checkouts.append(1))
+        for _ in range(3):
+            driver.queue_controller.list(project=project)
+        assert driver.engine.pool.checkedout() == kept  # type: ignore[attr-defined]
+        assert len(checkouts) == (1 if kept else 3)
+
+
+def test_pool_pre_ping_keeps_no_connection_out_of_the_pool(sql_uri: str, project: str) -> None:
+    """``pool_pre_ping`` asks for every connection to be tested before use: each call takes one from the pool."""
+    if in_memory(sql_uri):
+        pytest.skip("an in-memory database has one connection and no pool")
+    with open_driver(sql_uri, pool_pre_ping=True) as driver:
+        driver.queue_controller.list(project=project)
+        assert driver.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
