@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -56,6 +57,12 @@ _MYSQL_SESSION = (
     "SET SESSION innodb_lock_wait_timeout = {s}, lock_wait_timeout = {s}",
 )
 _SQLITE_WAL = "PRAGMA journal_mode=WAL"
+# SQLite's own busy handler sleeps longer and longer between tries (up to 100 ms), so a writer behind one that
+# commits back to back missed the short gaps between its transactions and waited half a second. Statements get
+# SQLITE_BUSY at once instead, and the session tries again after a short jittered pause.
+_SQLITE_NO_BUSY_HANDLER = "PRAGMA busy_timeout = 0"
+BUSY_POLL_FIRST, BUSY_POLL_CAP = 0.0001, 0.002  # seconds: the first pause is up to this long, doubling up to the cap
+pause = time.sleep  # how the session waits between tries (tests count the pauses instead)
 POOL_SIZE, MAX_OVERFLOW = 5, 10  # SQLAlchemy's defaults, made explicit: the pool's capacity is their sum
 HOT_SECONDS = 1.0  # how long a connection serves calls between two passes through SQLAlchemy's pool
 INSERT_CHUNK = 500  # rows per multi-row INSERT: far below every backend's limit on bound parameters
@@ -196,7 +203,7 @@ class Database:
     def _create_engine(self, options: dict[str, Any], autocommit: bool) -> Engine:
         connect_args: dict[str, Any] = {}
         if self.kind == "sqlite":
-            connect_args["timeout"] = self.conflict_timeout  # how long BEGIN IMMEDIATE waits for the writer
+            connect_args["timeout"] = self.conflict_timeout  # how long connecting waits for the writer
         if self.kind == "mysql":
             connect_args["charset"] = "utf8mb4"
             options.setdefault("pool_recycle", 3600)
@@ -230,6 +237,7 @@ class Database:
                 if not self.in_memory:
                     cursor.execute(_SQLITE_WAL)
                     cursor.fetchall()
+                    cursor.execute(_SQLITE_NO_BUSY_HANDLER)
             elif self.kind == "postgresql":
                 cursor.execute(_PG_SESSION.format(ms=max(1, math.ceil(self.conflict_timeout * 1000))))
             else:
@@ -357,6 +365,8 @@ class Session:
         self.committing = False
         self.discard = False  # a session setting was changed for this call only: do not pool the connection
         self._open_cursor: Any = None
+        self._busy_tries = 0
+        self._busy_until = 0.0
 
     def __enter__(self) -> Session:
         return self
@@ -423,7 +433,13 @@ class Session:
     def _send(self, statement: Statement, sql: str, params: Mapping[str, Any]) -> Result:
         cursor = self._cursor()
         self._notify("before", sql)
-        cursor.execute(sql, params)
+        while True:
+            try:
+                cursor.execute(sql, params)
+                break
+            except self.database.dbapi_error as error:
+                if not self._waited_for_writer(error):
+                    raise
         returns = statement.returns_rows
         if returns is None:
             returns = statement.returns_rows = cursor.description is not None
@@ -449,8 +465,32 @@ class Session:
 
     def _control(self, sql: str) -> None:
         self._notify("before", sql)
-        self._cursor().execute(sql)
+        cursor = self._cursor()
+        while True:
+            try:
+                cursor.execute(sql)
+                break
+            except self.database.dbapi_error as error:
+                if not self._waited_for_writer(error):
+                    raise
         self._notify("after", sql)
+
+    def _waited_for_writer(self, error: Exception) -> bool:
+        """Whether ``error`` is SQLite's busy writer and a pause was taken before trying again; False once the
+        call's ``conflict_timeout`` is used up (a statement that got SQLITE_BUSY did nothing: it can run again)."""
+        code = getattr(error, "sqlite_errorcode", None)
+        if not isinstance(code, int) or code & 0xFF not in _SQLITE_BUSY:
+            return False
+        now = time.monotonic()
+        if not self._busy_tries:
+            attempts = failures.current()
+            self._busy_until = now + (attempts.remaining() if attempts is not None else self.database.conflict_timeout)
+        if now >= self._busy_until:
+            return False
+        self._busy_tries += 1
+        ceiling = min(BUSY_POLL_CAP, BUSY_POLL_FIRST * 2 ** min(self._busy_tries, 20))
+        pause(min(self._busy_until - now, random.uniform(0, ceiling)))
+        return True
 
     def bound_lock_wait(self) -> None:
         """On a retry, let this call's statements wait for locks no longer than the time left to it."""

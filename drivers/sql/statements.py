@@ -8,7 +8,9 @@ bound parameter, never text spliced in. Preparing a statement for a backend:
 
 - its DBAPI's parameter style (``%(name)s`` for psycopg and PyMySQL, ``:name`` for sqlite3);
 - ``IN (:list)`` takes a list: an array (``= ANY(...)``) on PostgreSQL, one parameter per item elsewhere;
-- SQLite drops ``FOR UPDATE``: its write transactions (``BEGIN IMMEDIATE``) already exclude every other writer.
+- SQLite drops ``FOR UPDATE``: its write transactions (``BEGIN IMMEDIATE``) already exclude every other writer;
+- PostgreSQL takes an array cast from a parameter (``CAST(:bodies AS TEXT[])``) in psycopg's binary format, whose
+  elements need no quoting (the text format escapes each one with a regular expression).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _IN_LIST = re.compile(r"\bIN \(:([A-Za-z_]\w*)\)")
 _FOR_UPDATE = re.compile(r"\s+FOR UPDATE\b")
 _VALUES = re.compile(r"\bVALUES \((?P<row>[^()]*)\)\s*$")
+_ARRAY_CAST = re.compile(r"CAST\(:([A-Za-z_]\w*) AS [\w ]+\[\]\)")
 
 
 def parse(text: str) -> dict[str, str]:
@@ -52,10 +55,12 @@ class Statement:
     raw: str  # with :name parameters
     pyformat: bool
     lists: frozenset[str]  # parameters that take a list, expanded one per item
+    binary: frozenset[str] = frozenset()  # parameters sent in the DBAPI's binary format (psycopg's %(name)b)
     #: Whether it returns rows, learnt from the DBAPI's cursor the first time it runs (asking each time costs
     #: psycopg a description of every column).
     returns_rows: bool | None = None
     _texts: dict[tuple[Any, ...], str] = field(default_factory=dict, repr=False)
+    _row_names: dict[tuple[tuple[str, ...], int], list[str]] = field(default_factory=dict, repr=False)
 
     def rows(self, rows: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any]]:
         """An ``INSERT ... VALUES (...)`` for all of ``rows`` at once: one statement, one VALUES group per row."""
@@ -66,21 +71,34 @@ class Statement:
             assert match is not None, f"{self.name}: only a statement ending in one VALUES group takes rows"
             groups = ", ".join("(" + _PARAMETER.sub(rf":\1_{index}", match["row"]) + ")" for index in range(len(rows)))
             sql = self.raw[: match.start("row") - 1] + groups
-            text = self._texts[key] = _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%")) if self.pyformat else sql
-        flat = {f"{name}_{index}": value for index, row in enumerate(rows) for name, value in row.items()}
-        return text, flat
+            text = self._texts[key] = self._pyformat(sql) if self.pyformat else sql
+        columns = tuple(rows[0])
+        names = self._row_names.get((columns, len(rows)))
+        if names is None:
+            names = self._row_names[columns, len(rows)] = [f"{c}_{i}" for i in range(len(rows)) for c in columns]
+        return text, dict(zip(names, [row[column] for row in rows for column in columns], strict=True))
+
+    def _pyformat(self, sql: str) -> str:
+        binary = self.binary
+        return _PARAMETER.sub(
+            lambda match: f"%({match[1]})b" if match[1] in binary else f"%({match[1]})s", sql.replace("%", "%%")
+        )
 
     def render(self, params: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
-        lengths = tuple(len(params[name]) for name in sorted(self.lists))
+        if not self.lists:
+            text = self._texts.get(())
+            if text is None:
+                text = self._texts[()] = self._pyformat(self.raw) if self.pyformat else self.raw
+            return text, params
+        lists = sorted(self.lists)
+        lengths = tuple(len(params[name]) for name in lists)
         text = self._texts.get(lengths)
         if text is None:
             sql = self.raw
-            for name, length in zip(sorted(self.lists), lengths, strict=True):
+            for name, length in zip(lists, lengths, strict=True):
                 items = ", ".join(f":{name}_{i}" for i in range(length)) or "NULL"
                 sql = sql.replace(f"IN (:{name})", f"IN ({items})")
-            text = self._texts[lengths] = _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%")) if self.pyformat else sql
-        if not self.lists:
-            return text, params
+            text = self._texts[lengths] = self._pyformat(sql) if self.pyformat else sql
         expanded = {key: value for key, value in params.items() if key not in self.lists}
         for name in self.lists:
             expanded.update((f"{name}_{i}", item) for i, item in enumerate(params[name]))
@@ -102,7 +120,8 @@ class Statements:
                 sql, lists = _IN_LIST.sub(r"= ANY(:\1)", sql), frozenset()
             elif kind == "sqlite":
                 sql = _FOR_UPDATE.sub("", sql)
-            self._prepared[name] = Statement(name, sql, pyformat, lists)
+            binary = frozenset(_ARRAY_CAST.findall(sql)) if kind == "postgresql" else frozenset()
+            self._prepared[name] = Statement(name, sql, pyformat, lists, binary)
 
     def __getitem__(self, name: str) -> Statement:
         return self._prepared[name]

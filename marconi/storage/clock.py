@@ -60,7 +60,8 @@ class ManualClock:
 
 def whole_seconds(seconds: float) -> int:
     """Round a duration down to whole seconds, as ``age`` is reported."""
-    return max(0, int(seconds))
+    whole = int(seconds)
+    return whole if whole > 0 else 0
 
 
 def lifetime_seconds(seconds: float) -> int:

@@ -127,6 +127,13 @@ def flag(value: object, field: str) -> bool:
 
 def _check_json(value: object, field: str) -> None:
     """Accept exactly what JSON round-trips unchanged; iterative, so hostile nesting cannot crash it."""
+    if type(value) is dict:  # the usual body, an object of strings and integers, is accepted in one pass
+        for key, child in value.items():
+            kind = type(child)
+            if type(key) is not str or (kind is not str and kind is not int and kind is not bool and child is not None):
+                break
+        else:
+            return
     stack: list[tuple[object, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
@@ -223,14 +230,19 @@ def messages(value: object, limits: Limits) -> list[NewMessage]:
         raise InvalidInput("messages", "must be a list of {'ttl': ..., 'body': ...} objects")
     batch: list[NewMessage] = []
     size = 2  # the brackets of the serialized batch
+    max_ttl = limits.max_message_ttl
     for index, message in enumerate(value):
         field = f"messages[{index}]"
         if not isinstance(message, Mapping):
             raise InvalidInput(field, f"must be a dict with 'ttl' and 'body', got {describe(message)}")
         if "ttl" not in message or "body" not in message or not _MESSAGE_KEYS.issuperset(message.keys()):
             _refuse_message_keys(message, field)
-        ttl = whole_number(message["ttl"], f"{field}.ttl", 1, limits.max_message_ttl)
-        delay = whole_number(message.get("delay", 0), f"{field}.delay", 0, MAX_DELAY)
+        ttl = message["ttl"]
+        if type(ttl) is not int or not 1 <= ttl <= max_ttl:  # exactly an int in range: the common case, at once
+            ttl = whole_number(ttl, f"{field}.ttl", 1, max_ttl)
+        delay = message.get("delay", 0)
+        if delay != 0 or type(delay) is not int:
+            delay = whole_number(delay, f"{field}.delay", 0, MAX_DELAY)
         body = to_json(message["body"], f"{field}.body")
         size += len(body) + len(str(ttl)) + len(str(delay)) + _MESSAGE_FRAME
         if size > limits.max_post_size:

@@ -5,13 +5,14 @@ Tests that need tables of their own create them under a fresh random prefix and 
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
@@ -19,7 +20,6 @@ import sqlalchemy as sa
 from marconi.storage import BackendError, DriverLoadError, InvalidInput, ManualClock, tokens
 from marconi.storage.loading import scheme_of
 
-from .. import engine
 from ..urls import kind_of
 from .conftest import SQL_DRIVER, in_memory, kind, open_driver
 
@@ -159,6 +159,11 @@ def test_uris_without_a_dbapi_use_an_installed_one(sql_uri: str, project: str) -
             assert "+" in driver.engine.url.drivername or driver.engine.url.drivername == "sqlite"
             assert post_and_list(driver, project, queue="bare") == ["hello"]
             driver.queue_controller.delete("bare", project=project)
+
+
+def engine_module(driver: SQLDriver) -> Any:
+    """The engine module the loaded driver runs (its entry point's package, which tests may import by another name)."""
+    return sys.modules[type(driver.database).__module__]
 
 
 def kind_of_uri(uri: str) -> str:
@@ -314,8 +319,9 @@ def test_a_connection_is_kept_for_the_next_call_only_while_the_pool_has_room(
     needs: with a pool of one (no overflow), every call gives its connection back to the pool."""
     if in_memory(sql_uri):
         pytest.skip("an in-memory database has one connection and no pool")
-    monkeypatch.setattr(engine, "HOT_SECONDS", 3600.0)  # however slow the machine, the calls are back to back
     with open_driver(sql_uri, pool_size=pool_size, max_overflow=0) as driver:
+        # However slow the machine, the calls are back to back.
+        monkeypatch.setattr(engine_module(driver), "HOT_SECONDS", 3600.0)
         checkouts: list[object] = []
         sa.event.listen(driver.engine.pool, "checkout", lambda dbapi_connection, *_: checkouts.append(1))
         for _ in range(3):
@@ -331,3 +337,39 @@ def test_pool_pre_ping_keeps_no_connection_out_of_the_pool(sql_uri: str, project
     with open_driver(sql_uri, pool_pre_ping=True) as driver:
         driver.queue_controller.list(project=project)
         assert driver.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_a_sqlite_writer_waits_for_the_write_lock_in_short_pauses(
+    sql_uri: str, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A post behind another process's write transaction waits for it (never longer than ``BUSY_POLL_CAP`` between
+    tries, so it takes the lock soon after it is free) and then succeeds."""
+    if kind_of_uri(sql_uri) != "sqlite" or in_memory(sql_uri):
+        pytest.skip("only a SQLite file has a write lock that other connections wait for")
+    with open_driver(sql_uri) as driver:
+        driver.queue_controller.upsert("q", {}, project=project)
+        blocker = sqlite3.connect(str(driver.engine.url.database), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # holds SQLite's one write lock
+        pauses: list[float] = []
+        waiting = threading.Event()
+
+        def pause(seconds: float) -> None:
+            pauses.append(seconds)
+            waiting.set()
+
+        engine = engine_module(driver)
+        monkeypatch.setattr(engine, "pause", pause)  # the pauses are counted, not slept
+        outcome: list[object] = []
+        poster = threading.Thread(
+            target=lambda: outcome.append(
+                driver.message_controller.post("q", [{"ttl": 60, "body": 1}], project=project, client_uuid=uuid.uuid4())
+            )
+        )
+        poster.start()
+        assert waiting.wait(timeout=30), "the post never found the write lock taken"
+        blocker.execute("COMMIT")
+        poster.join(timeout=30)
+        blocker.close()
+        assert not poster.is_alive()
+        assert len(outcome) == 1 and len(outcome[0]) == 1  # type: ignore[arg-type]
+        assert pauses and max(pauses) <= engine.BUSY_POLL_CAP
