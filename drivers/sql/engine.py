@@ -433,13 +433,7 @@ class Session:
     def _send(self, statement: Statement, sql: str, params: Mapping[str, Any]) -> Result:
         cursor = self._cursor()
         self._notify("before", sql)
-        while True:
-            try:
-                cursor.execute(sql, params)
-                break
-            except self.database.dbapi_error as error:
-                if not self._waited_for_writer(error):
-                    raise
+        self._run(cursor, sql, params)
         returns = statement.returns_rows
         if returns is None:
             returns = statement.returns_rows = cursor.description is not None
@@ -465,15 +459,21 @@ class Session:
 
     def _control(self, sql: str) -> None:
         self._notify("before", sql)
-        cursor = self._cursor()
+        self._run(self._cursor(), sql)
+        self._notify("after", sql)
+
+    def _run(self, cursor: Any, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Execute one statement, running it again while SQLite's writer is busy (see ``_waited_for_writer``)."""
         while True:
             try:
-                cursor.execute(sql)
-                break
+                if params is None:
+                    cursor.execute(sql)
+                else:
+                    cursor.execute(sql, params)
+                return
             except self.database.dbapi_error as error:
                 if not self._waited_for_writer(error):
                     raise
-        self._notify("after", sql)
 
     def _waited_for_writer(self, error: Exception) -> bool:
         """Whether ``error`` is SQLite's busy writer and a pause was taken before trying again; False once the

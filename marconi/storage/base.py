@@ -141,13 +141,14 @@ def live_claim(row: Row, now: float) -> str | None:
 def format_message(incarnation: int, row: Row, now: float) -> Message:
     """The message as callers see it; ``claim_id`` only while the claim lives."""
     formatted: Message = {
-        "id": tokens.encode_pair(incarnation, row.number),
+        "id": message_id(incarnation, row.number),
         "ttl": lifetime_seconds(row.expires - row.created),
         "age": whole_seconds(now - row.created),
         "body": validation.from_json(row.body),
     }
-    if row.claim_id is not None and row.claim_expires is not None and row.claim_expires > now:  # live_claim
-        formatted["claim_id"] = row.claim_id
+    holder = live_claim(row, now)
+    if holder is not None:
+        formatted["claim_id"] = holder
     return formatted
 
 

@@ -241,7 +241,7 @@ def messages(value: object, limits: Limits) -> list[NewMessage]:
         if type(ttl) is not int or not 1 <= ttl <= max_ttl:  # exactly an int in range: the common case, at once
             ttl = whole_number(ttl, f"{field}.ttl", 1, max_ttl)
         delay = message.get("delay", 0)
-        if delay != 0 or type(delay) is not int:
+        if type(delay) is not int or not 0 <= delay <= MAX_DELAY:
             delay = whole_number(delay, f"{field}.delay", 0, MAX_DELAY)
         body = to_json(message["body"], f"{field}.body")
         size += len(body) + len(str(ttl)) + len(str(delay)) + _MESSAGE_FRAME
