@@ -30,8 +30,10 @@ The checkers read only the history: no driver, no backend. They return a :class:
 ``incomplete``
     a consumer never reached the end of its queue (only with ``require_end``), so "lost" could not be decided.
 
-Times are ``time.monotonic()`` seconds, comparable between processes of one Linux host. A claim's lease is
-assumed to run on a clock that advances no faster than that one (a wall clock, or a ManualClock standing still).
+Times are ``time.monotonic()`` seconds, comparable between processes of one Linux host. A claim's lease runs on
+the driver's clock (a wall clock, or a ManualClock standing still): where a history carries samples of the wall
+clock against the monotonic one (:class:`WallClock`), a lease's bounds widen by as much as the two moved apart
+meanwhile, so a host that slews or steps its wall clock does not pass for claims that overlap.
 
 Histories pickle, and convert to and from JSON (:meth:`History.to_json`), so processes can send them back.
 """
@@ -228,11 +230,54 @@ class Recorder:
         return op
 
 
+#: Leases are counted on the drivers' clocks and histories on the monotonic clock: a lease is taken to be
+#: certainly live, or certainly over, only this many seconds inside its bounds (beyond what the run's
+#: :class:`WallClock` samples show the two clocks drifted apart).
+CLOCK_SLACK = 0.05
+
+
+@dataclass(frozen=True)
+class WallClock:
+    """The wall clock's offset from the monotonic one (``time.time() - time.monotonic()``), sampled during a run.
+
+    Drivers run leases on the wall clock, which hosts slew and step; histories time operations on the monotonic
+    one. Between two monotonic times a lease may run shorter or longer than asked by as much as the offset moved
+    then: :meth:`certain_end` and :meth:`possible_end` widen a lease's bounds by that. No samples: the clocks are
+    taken to agree (within ``CLOCK_SLACK``).
+    """
+
+    samples: tuple[tuple[float, float], ...] = ()  # (monotonic, offset), in time order
+
+    def spread(self, start: float, end: float) -> float:
+        """How far the offset moved between ``start`` and ``end``: its range over the samples inside, and the last
+        one before and first one after (so a step between two samples is counted whole)."""
+        if len(self.samples) < 2 or not end > start:
+            return 0.0
+        first = max(0, bisect.bisect_left(self.samples, (start, -math.inf)) - 1)
+        last = bisect.bisect_right(self.samples, (end, math.inf)) + 1
+        offsets = [offset for _, offset in self.samples[first:last]]
+        return max(offsets) - min(offsets) if len(offsets) > 1 else 0.0
+
+    def certain_end(self, start: float, end: float) -> float:
+        """Before when a lease asked for at ``start`` to last until ``end`` (monotonic) was certainly still live."""
+        return end - CLOCK_SLACK - self.spread(start, end)
+
+    def possible_end(self, start: float, end: float) -> float:
+        """By when a lease asked for at ``start`` to last until ``end`` (monotonic) had certainly run out."""
+        return end + CLOCK_SLACK + self.spread(start, end)
+
+
+#: Clocks that agree: the default of histories recorded without samples.
+STEADY = WallClock()
+
+
 @dataclass
 class History:
     """Every operation of a run, from any number of processes."""
 
     ops: list[Op] = field(default_factory=list)
+    #: The wall clock as the run saw it (leases run on it); none sampled: taken to agree with the monotonic one.
+    clock: WallClock = STEADY
 
     @classmethod
     def merge(cls, *parts: Iterable[Op]) -> History:
@@ -359,9 +404,6 @@ def uncertain_pops(ops: Iterable[Op]) -> int:
 #: An operation whose process died before it returned is assumed to have taken effect, if at all, within this
 #: many seconds of its invocation (a server finishes or aborts a dead client's request by then).
 PENDING_HORIZON = 30.0
-#: Leases are counted on the drivers' clocks and histories on the monotonic clock: a lease is taken to be
-#: certainly live, or certainly over, only this many seconds inside its bounds.
-CLOCK_SLACK = 0.05
 
 
 def effect_end(op: Op) -> float:
@@ -580,7 +622,9 @@ class _Lease:
     end: float  # ... until here (its lease, counted from when create was invoked, or its release was invoked)
 
 
-def leases(claims: Sequence[Op], renewals: Sequence[Op], releases: Sequence[Op]) -> dict[str, tuple[float, float]]:
+def leases(
+    claims: Sequence[Op], renewals: Sequence[Op], releases: Sequence[Op], clock: WallClock = STEADY
+) -> dict[str, tuple[float, float]]:
     """Per claim created (ok), the span it was certainly live: from its creation's completion until its lease
     (counted from when it was asked for, set anew by each renewal acknowledged while the lease certainly ran, cut
     short by any other renewal, which may have shortened it) ran out or its release was asked for.
@@ -606,15 +650,15 @@ def leases(claims: Sequence[Op], renewals: Sequence[Op], releases: Sequence[Op])
                 end = renewed_end
             else:  # unknown, or acknowledged only after the lease may have run out: it proves no renewal
                 end = min(end, renewed_end)
-        spans[op.claim_id] = (op.complete, min(end - CLOCK_SLACK, released.get(op.claim_id, math.inf)))
+        spans[op.claim_id] = (op.complete, min(clock.certain_end(op.invoke, end), released.get(op.claim_id, math.inf)))
     return spans
 
 
 def claim_overlaps(
-    queue: str, claims: Sequence[Op], releases: Sequence[Op], renewals: Sequence[Op] = ()
+    queue: str, claims: Sequence[Op], releases: Sequence[Op], renewals: Sequence[Op] = (), clock: WallClock = STEADY
 ) -> list[Anomaly]:
     """Values handed out by two claims while both were certainly live."""
-    spans = leases(claims, renewals, releases)
+    spans = leases(claims, renewals, releases, clock)
     holders: dict[Value, list[_Lease]] = defaultdict(list)
     for op in claims:
         if op.claim_id not in spans:
@@ -641,11 +685,14 @@ def claim_overlaps(
     ]
 
 
-def _doubtful(claims: Sequence[Op], done: Sequence[Op]) -> set[int]:
+def _doubtful(claims: Sequence[Op], done: Sequence[Op], clock: WallClock) -> set[int]:
     """Indexes into ``done`` of the claims made while a claim of unknown outcome may have held messages (which,
     no one knows): whatever they did not take may have been held."""
     windows = [
-        (op.invoke, effect_end(op) + (op.claim_ttl if op.claim_ttl is not None else math.inf) + CLOCK_SLACK)
+        (
+            op.invoke,
+            clock.possible_end(op.invoke, effect_end(op) + (op.claim_ttl if op.claim_ttl is not None else math.inf)),
+        )
         for op in claims
         if op.outcome is Outcome.UNKNOWN
     ]
@@ -658,7 +705,7 @@ def _doubtful(claims: Sequence[Op], done: Sequence[Op]) -> set[int]:
     }
 
 
-def claim_order(queue: str, claims: Sequence[Op]) -> list[Anomaly]:
+def claim_order(queue: str, claims: Sequence[Op], clock: WallClock = STEADY) -> list[Anomaly]:
     """Claims that took one producer's messages out of order.
 
     If claim X completed before claim Y was asked for, and Y holds a message of producer P older than one X
@@ -671,7 +718,7 @@ def claim_order(queue: str, claims: Sequence[Op]) -> list[Anomaly]:
         (op for op in claims if op.outcome is Outcome.OK and op.complete is not None and op.values),
         key=lambda op: op.complete or 0.0,
     )
-    doubtful = _doubtful(claims, done)
+    doubtful = _doubtful(claims, done, clock)
     holders: dict[Value, int] = defaultdict(int)
     for op in done:
         for value in set(op.values):
@@ -713,7 +760,7 @@ def claim_order(queue: str, claims: Sequence[Op]) -> list[Anomaly]:
     return anomalies
 
 
-def check_claims(history: Iterable[Op], *, require_end: bool = True) -> Report:
+def check_claims(history: Iterable[Op], *, require_end: bool = True, clock: WallClock | None = None) -> Report:
     """Check the claimers of every queue in ``history``, each claimer alone and all of a queue's together.
 
     Each claimer must get one producer's messages in posting order, and so must the claimers together (a claim
@@ -721,8 +768,9 @@ def check_claims(history: Iterable[Op], *, require_end: bool = True) -> Report:
     value twice or one no one posted; no two live claims may hold one value; and once a claim has come back
     empty, every value acknowledged before it was asked for must have been claimed by someone (unless a claim of
     unknown outcome may hold it). With ``require_end``, a queue whose claimers never came back empty after the
-    last post completed is reported ``incomplete``.
+    last post completed is reported ``incomplete``. Leases run on ``clock`` (by default the history's own).
     """
+    clock = clock_of(history) if clock is None else clock
     report = Report()
     by_queue: dict[str, list[Op]] = defaultdict(list)
     for op in history:
@@ -743,12 +791,13 @@ def check_claims(history: Iterable[Op], *, require_end: bool = True) -> Report:
             for op in mine:
                 report.anomalies += duplicated(queue, claimer, op.values)
                 report.anomalies += producer_order(queue, claimer, op.values)
-        report.anomalies += claim_order(queue, claims)
+        report.anomalies += claim_order(queue, claims, clock)
         renewals = [op for op in ops if op.kind is Kind.RENEW]
-        report.anomalies += claim_overlaps(queue, claims, [op for op in ops if op.kind is Kind.RELEASE], renewals)
+        releases = [op for op in ops if op.kind is Kind.RELEASE]
+        report.anomalies += claim_overlaps(queue, claims, releases, renewals, clock)
         empties = [op for op in claims if op.outcome is Outcome.OK and not op.values]
         empty = [op.invoke for op in empties]
-        doubtful = _doubtful(claims, empties)
+        doubtful = _doubtful(claims, empties, clock)
         certain = [op.invoke for index, op in enumerate(empties) if index not in doubtful]
         if certain:
             last_empty = max(certain)
@@ -782,7 +831,12 @@ def check_claims(history: Iterable[Op], *, require_end: bool = True) -> Report:
     return report
 
 
+def clock_of(history: Iterable[Op]) -> WallClock:
+    """The wall clock a history recorded (:class:`History`), or clocks that agree."""
+    return history.clock if isinstance(history, History) else STEADY
+
+
 def check(history: Iterable[Op], *, require_end: bool = True) -> Report:
     """Every check: observers and claims of every queue."""
-    ops = list(history)
-    return check_observers(ops, require_end=require_end).extend(check_claims(ops, require_end=require_end))
+    ops, clock = list(history), clock_of(history)
+    return check_observers(ops, require_end=require_end).extend(check_claims(ops, require_end=require_end, clock=clock))

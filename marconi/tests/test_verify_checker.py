@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from marconi import cli
-from marconi.tests.history import AnomalyKind, Kind, Op, Outcome
+from marconi.tests.history import AnomalyKind, History, Kind, Op, Outcome
 from marconi.tests.verify import faults, journal, runner
 from marconi.tests.verify.checker import check_run
 
@@ -108,6 +108,43 @@ def test_a_renewal_that_shortens_a_lease_is_not_a_double_claim():
     assert check_run([post, first, renew, second], final=False).ok
     early = op("b", Kind.CLAIM, 2.0, 2.1, values=(("p", 0),), claim_id="b1", claim_ttl=3.0, limit=1)
     assert AnomalyKind.CLAIM_OVERLAP in check_run([post, first, renew, early], final=False).kinds()
+
+
+def test_a_lease_cut_short_by_a_wall_clock_step_is_not_a_double_claim(tmp_path):
+    """Leases run on the wall clock. A host that steps it 0.7 s forward ends a 3 s lease 0.7 s early in monotonic
+    time: a second claim then is right, as the recorded clock shows. Without the record, it is an overlap."""
+    post = op("p", Kind.POST, 0.0, 0.1, values=(("p", 0),))
+    first = op("a", Kind.CLAIM, 1.0, 1.1, values=(("p", 0),), claim_id="a1", claim_ttl=3.0, limit=1)
+    second = op("b", Kind.CLAIM, 3.4, 3.5, values=(("p", 0),), claim_id="b1", claim_ttl=3.0, limit=1)
+    final = op("final-q", Kind.LIST, 9.0, 9.1, values=(("p", 0),), ids=("1.1",), limit=10, exhaustive=True)
+    path = tmp_path / "h.jsonl"
+    with journal.Journal(path) as out:
+        for event in (post, first, second, final):
+            out.write({"event": "complete", "process": event.process, "n": 1, "op": event.to_dict()})
+        for monotonic, wall in ((0.0, 100.0), (2.0, 102.0), (2.02, 102.72), (9.0, 109.7)):  # +0.7 s at 2.01
+            out.write({"event": "clock", "monotonic": monotonic, "wall": wall})
+    recorded = journal.read(path)
+    assert recorded.history.clock.spread(1.0, 1.9) == 0.0
+    assert recorded.history.clock.spread(1.0, 4.0) == pytest.approx(0.7)
+    assert check_run(recorded.history).ok
+    assert AnomalyKind.CLAIM_OVERLAP in check_run(list(recorded.history)).kinds()
+    # The step widens only the leases it fell in: one that ended before it is held to the full term.
+    early = op("b", Kind.CLAIM, 1.5, 1.6, values=(("p", 0),), claim_id="b1", claim_ttl=3.0, limit=1)
+    short = op("a", Kind.CLAIM, 0.2, 0.3, values=(("p", 0),), claim_id="a0", claim_ttl=1.0, limit=1)
+    history = History([post, short, early, final], recorded.history.clock)
+    assert check_run(history).ok  # a0 lapsed at 1.2 by either clock
+    overlapping = History(
+        [post, op("a", Kind.CLAIM, 0.2, 0.3, values=(("p", 0),), claim_id="a0", claim_ttl=1.5, limit=1), early, final],
+        recorded.history.clock,
+    )
+    assert AnomalyKind.CLAIM_OVERLAP in check_run(overlapping).kinds()
+
+
+def test_a_run_records_the_wall_clock_beside_the_monotonic_one(tmp_path):
+    _, recorded = verify(tmp_path, ops=300)
+    samples = recorded.history.clock.samples
+    assert len(samples) >= 2 and samples == tuple(sorted(samples))
+    assert samples[0][0] <= recorded.history.ops[0].invoke and samples[-1][0] >= recorded.history.ops[-1].invoke
 
 
 def test_stats_bounds_follow_the_history():

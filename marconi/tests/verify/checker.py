@@ -30,7 +30,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from marconi.tests.history import (
-    CLOCK_SLACK,
     Anomaly,
     AnomalyKind,
     Kind,
@@ -38,8 +37,10 @@ from marconi.tests.history import (
     Outcome,
     Report,
     Value,
+    WallClock,
     check_claims,
     check_observers,
+    clock_of,
     effect_end,
     leases,
 )
@@ -61,14 +62,14 @@ def _by_queue(ops: Iterable[Op]) -> dict[str, list[Op]]:
     return grouped
 
 
-def _certain_removals(ops: Sequence[Op]) -> list[Op]:
+def _certain_removals(ops: Sequence[Op], clock: WallClock) -> list[Op]:
     """The acknowledged pops, and the acknowledged deletes that completed while their claim was certainly live.
 
     A delete under a claim leaves alone the messages its claim no longer holds, as of the "now" read when the call
     began: one that completed after the lease may have run out may have found some taken by another claim."""
     claims = [op for op in ops if op.kind is Kind.CLAIM]
     renewals = [op for op in ops if op.kind is Kind.RENEW]
-    spans = leases(claims, renewals, [op for op in ops if op.kind is Kind.RELEASE])
+    spans = leases(claims, renewals, [op for op in ops if op.kind is Kind.RELEASE], clock)
     certain = []
     for op in ops:
         if op.kind not in (Kind.DELETE, Kind.POP) or op.outcome is not Outcome.OK or op.complete is None:
@@ -81,10 +82,10 @@ def _certain_removals(ops: Sequence[Op]) -> list[Op]:
     return certain
 
 
-def _removals(ops: Sequence[Op]) -> dict[Value, Op]:
+def _removals(ops: Sequence[Op], clock: WallClock) -> dict[Value, Op]:
     """Per value, the certain removal of it (see _certain_removals) that completed first."""
     first: dict[Value, Op] = {}
-    for op in _certain_removals(ops):
+    for op in _certain_removals(ops, clock):
         if op.complete is not None:
             for value in op.values:
                 if value not in first or op.complete < (first[value].complete or math.inf):
@@ -92,10 +93,10 @@ def _removals(ops: Sequence[Op]) -> dict[Value, Op]:
     return first
 
 
-def deliveries(queue: str, ops: Sequence[Op]) -> list[Anomaly]:
+def deliveries(queue: str, ops: Sequence[Op], clock: WallClock) -> list[Anomaly]:
     """Delivered after deletion, popped twice, stored under two ids."""
     anomalies: list[Anomaly] = []
-    removed = _removals(ops)
+    removed = _removals(ops, clock)
     late: dict[tuple[str, str], list[Value]] = defaultdict(list)
     pops: dict[Value, int] = defaultdict(int)
     ids: dict[Value, set[str]] = defaultdict(set)
@@ -139,7 +140,7 @@ def deliveries(queue: str, ops: Sequence[Op]) -> list[Anomaly]:
     return anomalies
 
 
-def _possible_ends(ops: Sequence[Op]) -> dict[str, float]:
+def _possible_ends(ops: Sequence[Op], clock: WallClock) -> dict[str, float]:
     """Per claim created (ok), the latest its lease may have lasted until (renewals of any outcome counted)."""
     renewals: dict[str, list[Op]] = defaultdict(list)
     released: dict[str, float] = {}
@@ -156,7 +157,7 @@ def _possible_ends(ops: Sequence[Op]) -> dict[str, float]:
             end = op.complete + (op.claim_ttl or 0)
             for renewal in renewals.get(op.claim_id, ()):
                 end = max(end, effect_end(renewal) + (renewal.claim_ttl or 0))
-            ends[op.claim_id] = min(end + CLOCK_SLACK, released.get(op.claim_id, math.inf))
+            ends[op.claim_id] = min(clock.possible_end(op.invoke, end), released.get(op.claim_id, math.inf))
     return ends
 
 
@@ -182,7 +183,7 @@ def _sweep(
         yield present
 
 
-def stats(queue: str, ops: Sequence[Op]) -> list[Anomaly]:
+def stats(queue: str, ops: Sequence[Op], clock: WallClock) -> list[Anomaly]:
     """Each stats read (``counts``) against the bounds the history puts on ``total`` and ``claimed`` then."""
     reads = [op for op in ops if op.kind is Kind.STATS and op.outcome is Outcome.OK and op.counts is not None]
     if not reads:
@@ -202,12 +203,14 @@ def stats(queue: str, ops: Sequence[Op]) -> list[Anomaly]:
         elif op.kind in (Kind.DELETE, Kind.POP):
             for value in op.values:
                 removed_maybe[value] = min(removed_maybe.get(value, math.inf), op.invoke)
-    for op in _certain_removals(ops):
+    for op in _certain_removals(ops, clock):
         for value in op.values:
             removed_ok[value] = min(removed_ok.get(value, math.inf), op.complete or math.inf)
     claims = [op for op in ops if op.kind is Kind.CLAIM]
-    spans = leases(claims, [op for op in ops if op.kind is Kind.RENEW], [op for op in ops if op.kind is Kind.RELEASE])
-    possible_end = _possible_ends(ops)
+    spans = leases(
+        claims, [op for op in ops if op.kind is Kind.RENEW], [op for op in ops if op.kind is Kind.RELEASE], clock
+    )
+    possible_end = _possible_ends(ops, clock)
     unknown_pops = [op for op in ops if op.kind is Kind.POP and op.outcome is Outcome.UNKNOWN]
     unknown_claims = [op for op in claims if op.outcome is Outcome.UNKNOWN]
     held = sorted(
@@ -225,7 +228,9 @@ def stats(queue: str, ops: Sequence[Op]) -> list[Anomaly]:
         claimed, free, total = read.counts
         pops = sum(op.limit or 0 for op in unknown_pops if op.invoke < s1)
         grabs = sum(
-            op.limit or 0 for op in unknown_claims if op.invoke < s1 and effect_end(op) + (op.claim_ttl or 0) > s0
+            op.limit or 0
+            for op in unknown_claims
+            if op.invoke < s1 and clock.possible_end(op.invoke, effect_end(op) + (op.claim_ttl or 0)) > s0
         )
         low = max(0, len(present_surely) - pops)
         high = len(present_maybe)
@@ -310,12 +315,12 @@ def stored_not_lost(report: Report, ops: Sequence[Op]) -> None:
 
 def check_run(history: Iterable[Op], *, final: bool = True) -> Report:
     """Every check of a verify run's history (``final``: the run ended with a final read of every queue)."""
-    ops = list(history)
-    report = check_observers(ops, require_end=False).extend(check_claims(ops, require_end=False))
+    ops, clock = list(history), clock_of(history)
+    report = check_observers(ops, require_end=False).extend(check_claims(ops, require_end=False, clock=clock))
     stored_not_lost(report, ops)
     for queue, mine in sorted(_by_queue(ops).items()):
-        report.anomalies += deliveries(queue, mine)
-        report.anomalies += stats(queue, mine)
+        report.anomalies += deliveries(queue, mine, clock)
+        report.anomalies += stats(queue, mine, clock)
         if final:
             report.anomalies += final_reads(queue, mine)
         report.stats["stats reads"] = report.stats.get("stats reads", 0) + sum(

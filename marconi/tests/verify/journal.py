@@ -7,6 +7,7 @@ Each line is one event::
     {"event": "complete", "process": P, "n": N, "op": {...}}      it ended: the whole operation (history.Op)
     {"event": "fault", "name": F, "start": T0, "end": T1, "detail": "..."}   a fault injected
     {"event": "error", "process": P, "detail": "..."}            a worker that crashed or could not start
+    {"event": "clock", "monotonic": T, "wall": W}                the wall clock read beside the monotonic one
 
 Times are ``time.monotonic()`` seconds. Every writer appends each line with one ``write`` on a descriptor opened
 with ``O_APPEND``, so lines of several processes never interleave, and a process killed by SIGKILL leaves
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from marconi.tests.history import History, Op, Outcome
+from marconi.tests.history import History, Op, Outcome, WallClock
 
 
 class Journal:
@@ -44,6 +47,45 @@ class Journal:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class ClockWatch:
+    """Writes ``clock`` events while it runs: the wall clock against the monotonic one, read every ``every``
+    seconds and written whenever their offset moved by ``step`` or more (with the reading before, so a step is
+    placed between two readings ``every`` apart). The checker widens leases by what it shows (``WallClock``)."""
+
+    def __init__(self, journal: Journal, every: float = 0.02, step: float = 0.001) -> None:
+        self.journal, self.every, self.step = journal, every, step
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="marconi-verify-clock", daemon=True)
+
+    def __enter__(self) -> ClockWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _read(self) -> tuple[float, float]:
+        monotonic = time.monotonic()
+        return monotonic, time.time()
+
+    def _write(self, reading: tuple[float, float]) -> None:
+        self.journal.write({"event": "clock", "monotonic": reading[0], "wall": reading[1]})
+
+    def _watch(self) -> None:
+        written = previous = self._read()
+        self._write(written)
+        while not self._stop.wait(self.every):
+            reading = self._read()
+            if abs((reading[1] - reading[0]) - (written[1] - written[0])) >= self.step:
+                if previous != written:
+                    self._write(previous)
+                self._write(reading)
+                written = reading
+            previous = reading
+        self._write(self._read())
 
 
 @dataclass(frozen=True)
@@ -88,6 +130,7 @@ def read(path: Path | str) -> Recorded:
     recorded = Recorded()
     pending: dict[str, tuple[int, str]] = {}
     ops: list[Op] = []
+    clock: list[tuple[float, float]] = []
     with open(path, encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             key = _invoke_key(line)
@@ -110,6 +153,9 @@ def read(path: Path | str) -> Recorded:
                     )
                 elif kind == "error":
                     recorded.errors.append(f"{event['process']}: {event['detail']}")
+                elif kind == "clock":
+                    monotonic = float(event["monotonic"])
+                    clock.append((monotonic, float(event["wall"]) - monotonic))
                 else:
                     raise ValueError
             except (KeyError, TypeError, ValueError):
@@ -123,5 +169,5 @@ def read(path: Path | str) -> Recorded:
         except (KeyError, TypeError, ValueError):
             recorded.damaged.append(number)
     ops.sort(key=lambda op: op.invoke)
-    recorded.history = History(ops)
+    recorded.history = History(ops, WallClock(tuple(sorted(clock))))
     return recorded

@@ -13,7 +13,8 @@ when the workers have stopped. Faults (:mod:`.faults`) are injected one at a tim
 seconds, never during a quiet point, each recorded with its start, end and what it did. A worker killed by a
 fault is replaced by a new process of a new name (``producer-0~1``): the checker sees a new producer, whose
 sequence numbers start again. At the end a reader pages through every queue from its head (``final-q0``): the
-checker's proof of what was stored.
+checker's proof of what was stored. All along, the wall clock is recorded beside the monotonic one
+(:class:`.journal.ClockWatch`): drivers run leases on the wall clock, and hosts slew and step it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any
 from marconi.storage import Capability, DriverBase, load
 from marconi.tests import workloads
 from marconi.tests.history import Kind, Outcome, Recorder, value_of
-from marconi.tests.verify.journal import Journal
+from marconi.tests.verify.journal import ClockWatch, Journal
 
 #: Seconds a quiet point waits for every worker to finish its operation in flight before it gives up.
 QUIET_PATIENCE = 10.0
@@ -261,12 +262,13 @@ class Run:
                         "and none can be killed (drop kill-producer / kill-consumer)"
                     )
                 journal.write({"event": "run", **self.plan.describe(), "project": self.project, "queues": self.queues})
-                for queue in self.queues:
-                    self.driver.queue_controller.upsert(queue, {"verify": True}, project=self.project)
-                self._run_workers()
-                self._quiet_point()
-                for queue in self.queues:
-                    self._final_read(queue)
+                with ClockWatch(journal):
+                    for queue in self.queues:
+                        self.driver.queue_controller.upsert(queue, {"verify": True}, project=self.project)
+                    self._run_workers()
+                    self._quiet_point()
+                    for queue in self.queues:
+                        self._final_read(queue)
             finally:
                 self._cleanup()
         return RunResult(
