@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,12 +79,23 @@ class _Queue:
     last_number: int = 0
     messages: dict[int, _Message] = field(default_factory=dict)  # by number
     visible: dict[int, _Message] = field(default_factory=dict)  # by position, in position order
+    delayed: dict[int, _Message] = field(default_factory=dict)  # by number: those without a position yet
     claims: dict[str, StoredClaim] = field(default_factory=dict)
+
+    def add(self, message: _Message, delayed: bool) -> None:
+        self.messages[message.number] = message
+        if delayed:
+            self.delayed[message.number] = message
+        else:
+            self.show(message)
 
     def promote(self, now: float) -> None:
         """Give due delayed messages their positions, in the order they became due."""
-        due = [m for m in self.messages.values() if m.position is None and m.visible_at <= now and m.alive(now)]
+        if not self.delayed:
+            return
+        due = [m for m in self.delayed.values() if m.visible_at <= now and m.alive(now)]
         for message in sorted(due, key=lambda m: (m.visible_at, m.number)):
+            del self.delayed[message.number]
             self.show(message)
 
     def show(self, message: _Message) -> None:
@@ -96,6 +107,17 @@ class _Queue:
         del self.messages[message.number]
         if message.position is not None:
             del self.visible[message.position]
+        else:
+            self.delayed.pop(message.number, None)
+
+    def after(self, position: int) -> Iterator[_Message]:
+        """The visible messages after ``position``, in order: from there when that is nearer than the head."""
+        if self.last_position - position < len(self.visible):
+            for later in range(position + 1, self.last_position + 1):
+                if (message := self.visible.get(later)) is not None:
+                    yield message
+        else:
+            yield from (message for at, message in self.visible.items() if at > position)
 
     def find(self, ref: MessageRef, now: float) -> _Message | None:
         incarnation, number = ref
@@ -168,9 +190,7 @@ class MemoryMessages(MessageBase):
                 message = _Message(
                     queue.last_number, request.client, new.body, request.now, new.expires, new.visible_at
                 )
-                queue.messages[message.number] = message
-                if not new.delayed:
-                    queue.show(message)
+                queue.add(message, new.delayed)
                 numbers.append(message.number)
             return Posted(queue.incarnation, numbers)
 
@@ -188,8 +208,8 @@ class MemoryMessages(MessageBase):
             if queue is None:
                 return None
             page: list[_Message] = []
-            for position, message in queue.visible.items():
-                if position <= request.after or not message.alive(now) or message.client == request.hide_client:
+            for message in queue.after(request.after):
+                if not message.alive(now) or message.client == request.hide_client:
                     continue
                 if message.claimed(now) and not request.include_claimed:
                     continue
