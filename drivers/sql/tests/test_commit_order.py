@@ -302,13 +302,15 @@ def test_a_post_waiting_for_a_pooled_connection_past_the_conflict_timeout_writes
 
 def test_a_deadlock_is_retried_and_both_transactions_commit(driver: SQLDriver, project: str) -> None:
     """Two transactions lock two queue rows in opposite orders: the backend kills one, the core's retry loop
-    (``DriverBase.call``) reruns it."""
+    (``DriverBase.call``) reruns it. The rerun waits for the other to have committed: a rerun that ran at once could
+    take its first row again before the other, woken by the abort, had taken it, and deadlock a second time."""
     if kind(driver) == "sqlite":
         pytest.skip("SQLite writers never deadlock: BEGIN IMMEDIATE serialises them")
     for name in ("left", "right"):
         driver.queue_controller.upsert(name, {}, project=project)
     both_hold_one = threading.Barrier(2)
     attempts = {"left": 0, "right": 0}
+    workers: dict[str, Background] = {}
 
     def bump(session: Any, name: str) -> None:
         session.run("queue_update", metadata='{"touched":true}', project=project, name=name)
@@ -316,6 +318,8 @@ def test_a_deadlock_is_retried_and_both_transactions_commit(driver: SQLDriver, p
     def work(first: str, second: str) -> Callable[[Any], str]:
         def run(session: Any) -> str:
             attempts[first] += 1
+            if attempts[first] > 1:  # the victim's rerun: once the other has committed
+                assert workers[second].done.wait(STUCK_GUARD), "the other transaction never ended"
             bump(session, first)
             if attempts[first] == 1:
                 both_hold_one.wait(STUCK_GUARD)  # only the first attempt: a rerun goes straight through
@@ -328,8 +332,8 @@ def test_a_deadlock_is_retried_and_both_transactions_commit(driver: SQLDriver, p
         result: str = driver.call("test", lambda: driver.database.transaction(work(first, second)), idempotent=False)
         return result
 
-    one = Background(lambda: transaction("left", "right"))
-    other = Background(lambda: transaction("right", "left"))
+    one = workers["left"] = Background(lambda: transaction("left", "right"))
+    other = workers["right"] = Background(lambda: transaction("right", "left"))
     assert {one.join(), other.join()} == {"left", "right"}
     assert sorted(attempts.values()) == [1, 2], "exactly one of them was chosen as the victim and rerun"
     assert driver.queue_controller.get("left", project=project) == {"touched": True}
