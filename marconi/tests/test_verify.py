@@ -26,7 +26,9 @@ OPS = {"memory": 100_000, "sqlite": 100_000}
 DEFAULT_OPS = 20_000
 #: Only a bound against a stuck driver: the runs end on their operation count.
 HANG_GUARD = 600.0
-FAULT_EVERY = 1.0
+#: Seconds between faults. Each kill starts a new worker process (an interpreter, a driver): on a loaded machine,
+#: where a run takes longer, a shorter period makes more of them, and they load it more.
+FAULT_EVERY = 2.0
 
 
 def total_ops(uri: str) -> int:

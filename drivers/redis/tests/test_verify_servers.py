@@ -27,7 +27,7 @@ def test_verify_with_an_aof_server_killed_and_restarted(redis_uri, tmp_path, cap
         try:
             uri = f"redis://127.0.0.1:{server.port}/0"
             kinds = {**faults.available(uri), "restart": faults.RestartServer(server)}
-            plan = runner.Plan(uri, ops=OPS, seconds=HANG_GUARD, faults=tuple(sorted(kinds)), fault_every=1.0)
+            plan = runner.Plan(uri, ops=OPS, seconds=HANG_GUARD, faults=tuple(sorted(kinds)), fault_every=2.0)
             started = time.monotonic()
             line = expect.clean_run(runner.run(plan, tmp_path / "history.jsonl", kinds), OPS, started)
         finally:

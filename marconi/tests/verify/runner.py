@@ -52,6 +52,9 @@ FINAL_LIMIT = 50
 FINAL_ATTEMPTS = 50
 #: Seconds between two looks of the run's main loop (progress, faults, quiet points).
 TICK = 0.05
+#: Seconds between two looks at a quiet point's flags (workers held there, and the run waiting for them): every
+#: worker looks at once, so a short period burns the CPU a loaded machine lacks.
+HOLD_TICK = 0.01
 
 
 class RunError(RuntimeError):
@@ -145,7 +148,7 @@ class Gate:
         if self.signals[PAUSE]:
             self.mine[PAUSED] = 1
             while self.signals[PAUSE] and not self.signals[STOP]:
-                time.sleep(0.002)
+                time.sleep(HOLD_TICK)
             self.mine[PAUSED] = 0
         if self.signals[STOP] or time.monotonic() > self.signals[DEADLINE]:
             return False
@@ -433,7 +436,7 @@ class Run:
             while any(worker.alive and not worker.gate.mine[PAUSED] for worker in self.workers):
                 if time.monotonic() > deadline:
                     return  # a worker is stuck in a call: no quiet point this time
-                time.sleep(0.002)
+                time.sleep(HOLD_TICK)
             recorder = Recorder("auditor", sink=self.journal.write)
             for queue in self.queues:
                 recorder.invoke(Kind.STATS, queue)
