@@ -21,7 +21,6 @@ when a role does not finish in time.
 
 from __future__ import annotations
 
-import multiprocessing
 import queue as queue_module
 import random
 import threading
@@ -33,6 +32,7 @@ from typing import Any, Protocol
 
 from marconi.storage import ClaimDoesNotExist, DriverBase, Message, MessageConflict, MessageNotClaimedBy, load
 from marconi.tests.history import History, Kind, Op, Outcome, Recorder, Value, body_of, value_of
+from marconi.tests.processes import worker_context
 
 #: A claim lease no workload outlives, so every claim it makes stays live to the end.
 LONG_CLAIM_TTL = 3600
@@ -504,14 +504,15 @@ def _process_main(
 def run_processes(
     uri: str, roles: Sequence[Role], timeout: float = 60.0, startup: float = 60.0, **options: Any
 ) -> Outcomes:
-    """Run each role in its own ``spawn`` process, with its own driver loaded from ``uri`` with ``options``.
+    """Run each role in its own process (:mod:`marconi.tests.processes`), with its own driver loaded from ``uri``
+    with ``options``.
 
     Processes start, load their drivers and report ready within ``startup`` seconds; then all are told to go
     together and must finish within ``timeout``. Stragglers are terminated (then killed) and WorkloadStuck is
     raised; every process has exited when this returns or raises.
     """
     roles = with_budgets(roles)
-    context = multiprocessing.get_context("spawn")
+    context = worker_context(uri)
     go, done, stop = context.Event(), context.Event(), context.Event()
     channel = context.Queue()
     processes = {

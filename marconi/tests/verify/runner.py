@@ -1,8 +1,9 @@
 """The verify run: producers, observers and consumers working on queues of one URI while faults are injected,
 every operation streamed to a history file (:mod:`.journal`).
 
-Workers are processes (``spawn``), each loading its own driver from the URI; a driver that does not declare
-``multiprocess`` (its store lives in one process, like ``memory://``) runs them as threads sharing one driver.
+Workers are processes (:mod:`marconi.tests.processes`), each loading its own driver from the URI; a driver that
+does not declare ``multiprocess`` (its store lives in one process, like ``memory://``) runs them as threads sharing
+one driver.
 The run ends after ``ops`` operations in all or ``seconds`` seconds, whichever comes first. Every worker runs
 the workload's one role loop (``marconi.tests.workloads``), persisting through backend errors, behind a
 :class:`Gate` that counts the run's operations, closes at the end, and holds every worker at a quiet point.
@@ -20,7 +21,6 @@ checker's proof of what was stored. All along, the wall clock is recorded beside
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import random
 import signal
@@ -36,6 +36,7 @@ from typing import Any
 from marconi.storage import Capability, DriverBase, load
 from marconi.tests import workloads
 from marconi.tests.history import Kind, Outcome, Recorder, value_of
+from marconi.tests.processes import worker_context
 from marconi.tests.verify.journal import ClockWatch, Journal
 
 #: Seconds a quiet point waits for every worker to finish its operation in flight before it gives up.
@@ -232,7 +233,7 @@ class Run:
         self.rng = random.Random(plan.seed)
         self.project = f"verify-{uuid.uuid4().hex[:10]}"
         self.queues = [f"q{index}" for index in range(plan.queues)]
-        self.context = multiprocessing.get_context("spawn")
+        self.context = worker_context(plan.uri)
         self.signals = self.context.RawArray("d", 4)
         self.signals[DEADLINE] = float("inf")
         self.workers: list[Worker] = []
