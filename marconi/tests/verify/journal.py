@@ -68,8 +68,15 @@ class ClockWatch:
         self._thread.join()
 
     def _read(self) -> tuple[float, float]:
-        monotonic = time.monotonic()
-        return monotonic, time.time()
+        """The two clocks read together: the wall clock between two monotonic readings at most 1 ms apart (a
+        thread descheduled between two readings would otherwise pass for a clock that jumped)."""
+        for _ in range(5):
+            before = time.monotonic()
+            wall = time.time()
+            after = time.monotonic()
+            if after - before <= 0.001:
+                break
+        return (before + after) / 2, wall
 
     def _write(self, reading: tuple[float, float]) -> None:
         self.journal.write({"event": "clock", "monotonic": reading[0], "wall": reading[1]})
