@@ -62,14 +62,21 @@ def _by_queue(ops: Iterable[Op]) -> dict[str, list[Op]]:
     return grouped
 
 
-def _certain_removals(ops: Sequence[Op], clock: WallClock) -> list[Op]:
+Spans = dict[str, tuple[float, float]]
+
+
+def _spans(ops: Sequence[Op], clock: WallClock) -> Spans:
+    """Per claim of ``ops`` created, the span it was certainly live (``history.leases``)."""
+    kinds = (Kind.CLAIM, Kind.RENEW, Kind.RELEASE)
+    claims, renewals, releases = ([op for op in ops if op.kind is kind] for kind in kinds)
+    return leases(claims, renewals, releases, clock)
+
+
+def _certain_removals(ops: Sequence[Op], spans: Spans) -> list[Op]:
     """The acknowledged pops, and the acknowledged deletes that completed while their claim was certainly live.
 
     A delete under a claim leaves alone the messages its claim no longer holds, as of the "now" read when the call
     began: one that completed after the lease may have run out may have found some taken by another claim."""
-    claims = [op for op in ops if op.kind is Kind.CLAIM]
-    renewals = [op for op in ops if op.kind is Kind.RENEW]
-    spans = leases(claims, renewals, [op for op in ops if op.kind is Kind.RELEASE], clock)
     certain = []
     for op in ops:
         if op.kind not in (Kind.DELETE, Kind.POP) or op.outcome is not Outcome.OK or op.complete is None:
@@ -82,10 +89,10 @@ def _certain_removals(ops: Sequence[Op], clock: WallClock) -> list[Op]:
     return certain
 
 
-def _removals(ops: Sequence[Op], clock: WallClock) -> dict[Value, Op]:
+def _removals(ops: Sequence[Op], spans: Spans) -> dict[Value, Op]:
     """Per value, the certain removal of it (see _certain_removals) that completed first."""
     first: dict[Value, Op] = {}
-    for op in _certain_removals(ops, clock):
+    for op in _certain_removals(ops, spans):
         if op.complete is not None:
             for value in op.values:
                 if value not in first or op.complete < (first[value].complete or math.inf):
@@ -93,10 +100,10 @@ def _removals(ops: Sequence[Op], clock: WallClock) -> dict[Value, Op]:
     return first
 
 
-def deliveries(queue: str, ops: Sequence[Op], clock: WallClock) -> list[Anomaly]:
+def deliveries(queue: str, ops: Sequence[Op], spans: Spans) -> list[Anomaly]:
     """Delivered after deletion, popped twice, stored under two ids."""
     anomalies: list[Anomaly] = []
-    removed = _removals(ops, clock)
+    removed = _removals(ops, spans)
     late: dict[tuple[str, str], list[Value]] = defaultdict(list)
     pops: dict[Value, int] = defaultdict(int)
     ids: dict[Value, set[str]] = defaultdict(set)
@@ -183,7 +190,7 @@ def _sweep(
         yield present
 
 
-def stats(queue: str, ops: Sequence[Op], clock: WallClock) -> list[Anomaly]:
+def stats(queue: str, ops: Sequence[Op], clock: WallClock, spans: Spans) -> list[Anomaly]:
     """Each stats read (``counts``) against the bounds the history puts on ``total`` and ``claimed`` then."""
     reads = [op for op in ops if op.kind is Kind.STATS and op.outcome is Outcome.OK and op.counts is not None]
     if not reads:
@@ -203,13 +210,10 @@ def stats(queue: str, ops: Sequence[Op], clock: WallClock) -> list[Anomaly]:
         elif op.kind in (Kind.DELETE, Kind.POP):
             for value in op.values:
                 removed_maybe[value] = min(removed_maybe.get(value, math.inf), op.invoke)
-    for op in _certain_removals(ops, clock):
+    for op in _certain_removals(ops, spans):
         for value in op.values:
             removed_ok[value] = min(removed_ok.get(value, math.inf), op.complete or math.inf)
     claims = [op for op in ops if op.kind is Kind.CLAIM]
-    spans = leases(
-        claims, [op for op in ops if op.kind is Kind.RENEW], [op for op in ops if op.kind is Kind.RELEASE], clock
-    )
     possible_end = _possible_ends(ops, clock)
     unknown_pops = [op for op in ops if op.kind is Kind.POP and op.outcome is Outcome.UNKNOWN]
     unknown_claims = [op for op in claims if op.outcome is Outcome.UNKNOWN]
@@ -319,8 +323,9 @@ def check_run(history: Iterable[Op], *, final: bool = True) -> Report:
     report = check_observers(ops, require_end=False).extend(check_claims(ops, require_end=False, clock=clock))
     stored_not_lost(report, ops)
     for queue, mine in sorted(_by_queue(ops).items()):
-        report.anomalies += deliveries(queue, mine, clock)
-        report.anomalies += stats(queue, mine, clock)
+        spans = _spans(mine, clock)
+        report.anomalies += deliveries(queue, mine, spans)
+        report.anomalies += stats(queue, mine, clock, spans)
         if final:
             report.anomalies += final_reads(queue, mine)
         report.stats["stats reads"] = report.stats.get("stats reads", 0) + sum(
