@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from marconi.storage.base import ClaimBase
 from marconi.storage.hooks import ClaimRead, ClaimRequest, Project, Renewal, Rows, StoredClaim
 
-from .store import as_date, row
+from .store import HELD, as_date, row
 
 if TYPE_CHECKING:
     from . import MongoDriver
@@ -57,7 +57,9 @@ class MongoClaims(ClaimBase):
         if claim is None or not claim["e"] > now:
             return ClaimRead(target.id, None)
         held = [
-            doc for doc in store.messages.find({"q": target.id, "ci": claim_id}) if doc["ce"] > now and doc["e"] > now
+            doc
+            for doc in store.messages.find({"q": target.id, "ci": claim_id}, hint=HELD)
+            if doc["ce"] > now and doc["e"] > now
         ]
         held.sort(key=lambda doc: doc["m"])
         return ClaimRead(target.id, StoredClaim(int(claim["ttl"]), claim["c"], claim["e"]), [row(doc) for doc in held])
@@ -80,6 +82,7 @@ class MongoClaims(ClaimBase):
                 "$set": {"ce": request.expires},
                 "$max": {"e": request.message_floor, "r": as_date(request.message_floor)},
             },
+            hint=HELD,
         )
         return True
 
@@ -89,5 +92,7 @@ class MongoClaims(ClaimBase):
         if target is None:
             return
         # Messages first: a claim document never outlives the hold it records while the messages say held.
-        store.messages.update_many({"q": target.id, "ci": claim_id}, {"$set": {"ce": 0}, "$unset": {"ci": ""}})
+        store.messages.update_many(
+            {"q": target.id, "ci": claim_id}, {"$set": {"ce": 0}, "$unset": {"ci": ""}}, hint=HELD
+        )
         store.claims.delete_one({"_id": claim_id, "q": target.id})
