@@ -64,9 +64,11 @@ SCAN_SPAN = 4  # markers the first window of a page or claim spans, per message 
 #: second after the epoch, a claim's ttl being at least 1 s. A range from 0 exclusive would do on MongoDB, but the
 #: test server reads every ``ce = 0`` entry of such a range and filters them out (and mishandles tiny doubles).
 LEASED = 1.0
-#: The partial indexes, named by every query on them: the test server plans a partial index only when a query
-#: names it, and reads the whole collection otherwise. Each such query asks for a given ``x`` or ``ci``, which
-#: implies the index's filter, so naming the index never hides a document from it.
+#: The partial indexes, named by every query on them: the test server plans a partial index for a find only when
+#: it names the index, and reads the whole collection otherwise. It ignores an update's or a delete's hint:
+#: ``materialize``, every WINDOW-th post, reads its documents by index first; a renewal's and a release's updates
+#: still read the whole collection there. Each such query asks for a given ``x`` or ``ci``, which implies the
+#: index's filter, so naming the index never hides a document from it.
 UNCOMMITTED = "uncommitted"
 HELD = "held"
 TAKE_ROUNDS = 16  # picks a claim or pop makes while competing consumers take what it picked first

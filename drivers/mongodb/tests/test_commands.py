@@ -211,7 +211,7 @@ def test_claim_cost_does_not_grow_with_messages_claimed_at_the_head(mongo_uri: s
             opened.queue_controller.upsert(name, {}, project=project)
             post(opened, name, project, list(range(30 + head)))
             for _ in range(head // 10):  # claims take the head: these stay held under live claims
-                opened.claim_controller.create(name, {"ttl": 60}, project=project, limit=10)
+                opened.claim_controller.create(name, {"ttl": 600}, project=project, limit=10)
             recorder.reads.clear()
             opened.claim_controller.create(name, {"ttl": 60}, project=project, limit=5)
             unclaimed = [command for command in recorder.reads if command.get("filter", {}).get("ce") == 0]
