@@ -263,7 +263,8 @@ with load(uri) as driver:
     # However slow the machine, the connection a call gives back is the one the next call takes.
     sys.modules[type(driver.database).__module__].HOT_SECONDS = 3600.0
     postgresql = driver.database.kind == "postgresql"
-    killer = sa.create_engine(driver.engine.url)
+    # Autocommit: PostgreSQL reads pg_stat_activity once per transaction, so a wait inside one never ends.
+    killer = sa.create_engine(driver.engine.url, isolation_level="AUTOCOMMIT")
     alive = "SELECT count(*) FROM pg_stat_activity WHERE pid = :s" if postgresql else (
         "SELECT count(*) FROM information_schema.processlist WHERE id = :s")
     used = []
