@@ -15,12 +15,11 @@ POSTGRESQL_VERIFY ?= postgresql+psycopg://postgres@127.0.0.1:5432/marconi_verify
 MARIADB_VERIFY ?= mysql+pymysql://root@127.0.0.1:3306/marconi_verify
 REDIS_VERIFY ?= redis://127.0.0.1:6379/2
 # Operations per URI in the verify runs of `make test` (half without faults, half with; the memory driver and an
-# in-memory SQLite, whose workers are threads, all without): 100,000 checked on those two, the full size (a few of
-# the operations asked for are not recorded as checked ones, hence the margin); 6,000 on the others, to keep
-# `make test` inside CI's time. The full size there is 20,000 (`VERIFY_OPS=20400`): alone each part takes under a
-# minute more, but run beside the suites as in `make test` they took it from 6 to over 10 minutes on a quiet
-# machine (a whole `make test` with 20,000: 580 s and 1,100 CPU seconds; with 6,000: 400-470 s, 740-870).
-VERIFY_OPS ?= 6000
+# in-memory SQLite, whose workers are threads, all without): 100,000 on those two and 20,000 on the others, the
+# full sizes (a few of the operations asked for are not recorded as checked ones, hence the margins). The 20,000
+# cost a whole `make test` about 1.4x the time of 6,000 on a quiet machine (347 s against 248 s, one run each);
+# a quick local run: `make test VERIFY_OPS=2000 VERIFY_OPS_EMBEDDED=10000`.
+VERIFY_OPS ?= 20400
 VERIFY_OPS_EMBEDDED ?= 105000
 # A MongoDB server of your own (e.g. mongodb://host:27017/marconi_test?replicaSet=rs0); unset, the tests start a
 # SecantusDB wire server themselves.
@@ -31,7 +30,8 @@ JOBS ?= 6
 SUITE := $(BIN)/pytest -q --pyargs marconi.tests marconi_drivers -m "not verify"
 # `marconi verify` runs (marconi/tests/test_verify.py and the drivers' own, on servers they start): parts of their
 # own, so they run beside the suites.
-VERIFY = env MARCONI_VERIFY_OPS=$(VERIFY_OPS) $(BIN)/pytest -q -m verify --pyargs marconi.tests marconi_drivers
+VERIFY_SUITE := $(BIN)/pytest -q -m verify --pyargs marconi.tests marconi_drivers
+VERIFY = env MARCONI_VERIFY_OPS=$(VERIFY_OPS) $(VERIFY_SUITE)
 SERVERS := $(BIN)/python -m marconi.tests.servers
 ifeq ($(MARCONI_MONGODB_URI),{secantusdb})
 WITH_MONGODB := $(SERVERS) --with secantusdb --
@@ -103,9 +103,8 @@ test-uris:
 # The verify runs (VERIFY_OPS above), half of them with every fault the backend can take. The redis part's own
 # servers include a Redis with AOF restarted and a Redis Cluster failing over; the mongodb part's include a
 # SecantusDB restarted.
-test-verify-embedded: VERIFY_OPS = $(VERIFY_OPS_EMBEDDED)
 test-verify-embedded:
-	$(VERIFY) --marconi-uri=memory:// --marconi-uri=sqlite://
+	env MARCONI_VERIFY_OPS=$(VERIFY_OPS_EMBEDDED) $(VERIFY_SUITE) --marconi-uri=memory:// --marconi-uri=sqlite://
 test-verify-sqlite:
 	rm -f $(SQLITE_FILE)-verify*
 	$(VERIFY) --marconi-drivers-only --marconi-uri=sqlite:///$(SQLITE_FILE)-verify
