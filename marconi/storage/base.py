@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, NotRequired, TypedDict, TypeVar
 
 from marconi.storage import failures, tokens, validation
-from marconi.storage.clock import Clock, SystemClock, isoformat, lifetime_seconds, whole_seconds
+from marconi.storage.clock import Clock, SystemClock, isoformat, whole_seconds
 from marconi.storage.errors import (
     BackendError,
     ClaimDoesNotExist,
@@ -138,23 +138,41 @@ def live_claim(row: Row, now: float) -> str | None:
     return None
 
 
-def format_message(incarnation: int, row: Row, now: float) -> Message:
-    """The message as callers see it; ``claim_id`` only while the claim lives."""
-    formatted: Message = {
-        "id": message_id(incarnation, row.number),
-        "ttl": lifetime_seconds(row.expires - row.created),
-        "age": whole_seconds(now - row.created),
-        "body": validation.from_json(row.body),
-    }
-    holder = live_claim(row, now)
-    if holder is not None:
-        formatted["claim_id"] = holder
+def format_messages(incarnation: int, rows: Iterable[Row], now: float) -> list[Message]:
+    """The messages as callers see them; ``claim_id`` only while the claim lives.
+
+    ``ttl`` is the lifetime rounded up, ``age`` the time since the post rounded down (``clock.lifetime_seconds``
+    and ``clock.whole_seconds``, written out here: this loop runs for every message a page, claim or pop returns).
+    """
+    prefix = f"{incarnation}."
+    decode = validation.from_json
+    formatted: list[Message] = []
+    append = formatted.append
+    for row in rows:
+        created = row.created
+        lifetime = row.expires - created
+        ttl = int(lifetime)
+        age = int(now - created)
+        message: Message = {
+            "id": prefix + str(row.number),
+            "ttl": ttl if ttl >= lifetime else ttl + 1,
+            "age": age if age > 0 else 0,
+            "body": decode(row.body),
+        }
+        if row.claim_id is not None and row.claim_expires is not None and row.claim_expires > now:
+            message["claim_id"] = row.claim_id
+        append(message)
     return formatted
+
+
+def format_message(incarnation: int, row: Row, now: float) -> Message:
+    """One message as callers see it (``format_messages``)."""
+    return format_messages(incarnation, (row,), now)[0]
 
 
 def format_rows(found: Rows, now: float) -> list[Message]:
     """The unexpired rows as messages (a hook filters expired ones already; the base never shows one)."""
-    return [format_message(found.incarnation, row, now) for row in found.rows if row.expires > now]
+    return format_messages(found.incarnation, [row for row in found.rows if row.expires > now], now)
 
 
 class DriverBase(abc.ABC):
@@ -459,8 +477,7 @@ class MessageBase(ControllerBase, abc.ABC):
             end = positions[-1]
         else:  # a short page examined everything up to the queue's last position
             end = max(start, listed.last_position, *positions)
-        messages = [format_message(listed.incarnation, row, now) for row in rows]
-        return Page(messages, tokens.encode_pair(listed.incarnation, end))
+        return Page(format_messages(listed.incarnation, rows, now), tokens.encode_pair(listed.incarnation, end))
 
     def delete(self, queue: str, message_id: str, project: Project = None, claim: str | None = None) -> None:
         """Delete the message. Missing is not an error; a live claim's message needs that claim's id.
