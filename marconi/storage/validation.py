@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from marconi.storage import tokens
 from marconi.storage.clock import Clock, SystemClock
@@ -49,8 +49,7 @@ class Limits:
                 raise InvalidInput(name, f"must be a positive whole number, got {describe(value)}")
 
 
-@dataclass(frozen=True)
-class NewMessage:
+class NewMessage(NamedTuple):  # immutable, and made five times faster than a frozen dataclass: one per message
     """One message of a post, validated: ``body`` is its JSON text."""
 
     ttl: int
@@ -212,6 +211,7 @@ def optional_client_uuid(value: object, field: str = "client_uuid") -> str | Non
 
 
 _MESSAGE_KEYS = frozenset({"ttl", "body", "delay"})
+_MESSAGE_REQUIRED = frozenset({"ttl", "body"})
 #: What a message adds to its serialized batch besides its body and numbers: ``{"ttl":,"delay":,"body":},``.
 _MESSAGE_FRAME = len('{"ttl":,"delay":,"body":},')
 
@@ -230,24 +230,24 @@ def messages(value: object, limits: Limits) -> list[NewMessage]:
         raise InvalidInput("messages", "must be a list of {'ttl': ..., 'body': ...} objects")
     batch: list[NewMessage] = []
     size = 2  # the brackets of the serialized batch
-    max_ttl = limits.max_message_ttl
+    max_ttl, max_size = limits.max_message_ttl, limits.max_post_size
     for index, message in enumerate(value):
-        field = f"messages[{index}]"
-        if not isinstance(message, Mapping):
-            raise InvalidInput(field, f"must be a dict with 'ttl' and 'body', got {describe(message)}")
-        if "ttl" not in message or "body" not in message or not _MESSAGE_KEYS.issuperset(message.keys()):
-            _refuse_message_keys(message, field)
+        if type(message) is not dict and not isinstance(message, Mapping):
+            raise InvalidInput(f"messages[{index}]", f"must be a dict with 'ttl' and 'body', got {describe(message)}")
+        keys = message.keys()
+        if not _MESSAGE_REQUIRED <= keys <= _MESSAGE_KEYS:
+            _refuse_message_keys(message, f"messages[{index}]")
         ttl = message["ttl"]
         if type(ttl) is not int or not 1 <= ttl <= max_ttl:  # exactly an int in range: the common case, at once
-            ttl = whole_number(ttl, f"{field}.ttl", 1, max_ttl)
+            ttl = whole_number(ttl, f"messages[{index}].ttl", 1, max_ttl)
         delay = message.get("delay", 0)
         if type(delay) is not int or not 0 <= delay <= MAX_DELAY:
-            delay = whole_number(delay, f"{field}.delay", 0, MAX_DELAY)
-        body = to_json(message["body"], f"{field}.body")
+            delay = whole_number(delay, f"messages[{index}].delay", 0, MAX_DELAY)
+        body = to_json(message["body"], f"messages[{index}].body")
         size += len(body) + len(str(ttl)) + len(str(delay)) + _MESSAGE_FRAME
-        if size > limits.max_post_size:
-            raise InvalidInput("messages", f"the batch exceeds {limits.max_post_size} bytes serialized")
-        batch.append(NewMessage(ttl=ttl, delay=delay, body=body))
+        if size > max_size:
+            raise InvalidInput("messages", f"the batch exceeds {max_size} bytes serialized")
+        batch.append(NewMessage(ttl, delay, body))
     if not batch:
         raise InvalidInput("messages", "must hold at least one message")
     return batch
