@@ -196,7 +196,7 @@ class Database:
             self._transactions = Connections(self._transactional, capacity)
         dbapi: Any = self.engine.dialect.loaded_dbapi
         self.dbapi_error: type[Exception] = dbapi.Error
-        self.statements = Statements(self.kind, names, pyformat=self.kind != "sqlite")
+        self.statements = Statements(self.kind, names, style="qmark" if self.kind == "sqlite" else "pyformat")
         self.observers: list[Observer] = []
         self._pausing = 0  # observers that may block a call between statements (see ``alone``)
 
