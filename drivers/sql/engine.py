@@ -103,7 +103,7 @@ class Counter:
             self.statements.append(" ".join(sql.split()))
 
 
-@dataclass
+@dataclass(slots=True)
 class Result:
     """What one statement returned: its rows (empty when it returns none) and its row count."""
 
@@ -275,9 +275,10 @@ class Database:
 
     def read(self, statement: str, /, **params: Any) -> Result:
         """One statement on its own (autocommit): a read, or a write that is atomic by itself."""
-        with self.session() as session:
-            session.bound_lock_wait()
-            return session.run(statement, **params)
+        with Session(self, self._connections) as session:
+            if self.kind != "sqlite":
+                session.bound_lock_wait()
+            return session._execute(self.statements[statement], params)
 
     def transaction(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in one transaction and commit it; what ``work`` raises rolls it back and propagates."""
@@ -432,13 +433,16 @@ class Session:
 
     def _send(self, statement: Statement, sql: str, params: Mapping[str, Any]) -> Result:
         cursor = self._cursor()
-        self._notify("before", sql)
+        observed = bool(self.database.observers)
+        if observed:
+            self._notify("before", sql)
         self._run(cursor, sql, params)
         returns = statement.returns_rows
         if returns is None:
             returns = statement.returns_rows = cursor.description is not None
         result = Result(cursor.fetchall() if returns else [], cursor.rowcount)
-        self._notify("after", sql)
+        if observed:
+            self._notify("after", sql)
         return result
 
     def run(self, statement: str, /, **params: Any) -> Result:

@@ -9,6 +9,7 @@ messages. Deletes are single statements that check the queue and the claim in th
 from __future__ import annotations
 
 from collections import defaultdict
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from marconi.storage.base import MessageBase
@@ -37,6 +38,21 @@ if TYPE_CHECKING:
 def by_position(rows: list[Row]) -> list[Row]:
     """Rows a statement returned in no particular order (RETURNING), in position order."""
     return sorted(rows, key=lambda row: row.position or 0)
+
+
+_POSITION = attrgetter("position")
+
+
+def page_of(records: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...] | None, list[Row]]:
+    """A page statement's queue row (the record without a body; None: no such queue) and its messages."""
+    queue = None
+    rows = []
+    for record in records:
+        if record[1] is None:
+            queue = record
+        else:
+            rows.append(row_of(record))
+    return queue, rows
 
 
 class Locking:
@@ -202,20 +218,19 @@ class SQLMessages(MessageBase):
             **named(request.queue, request.project),
         }
         found = database.read(statement, **params).rows
-        queue = next((record for record in found if record[0] is not None), None)
+        queue, page = page_of(found)
         if queue is not None and due(queue[2], request.now):
 
             def promote_then_read(session: Session) -> list[tuple[Any, ...]]:
                 promoted(session, request.queue, request.project, request.now)
                 return session.run(statement, **params).rows
 
-            found = database.transaction(promote_then_read)
-            queue = next((record for record in found if record[0] is not None), None)
+            queue, page = page_of(database.transaction(promote_then_read))
         if queue is None:
             return None
         # The counter came from the same statement as the page: every position up to it was visible to it.
-        page = by_position(rows_of(found, 3))[: request.limit]
-        return Listed(int(queue[0]), page, int(queue[1]))
+        page.sort(key=_POSITION)
+        return Listed(int(queue[0]), page[: request.limit], int(queue[6]))
 
     # -- deletes -------------------------------------------------------------------------------------------------
 

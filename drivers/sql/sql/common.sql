@@ -70,14 +70,15 @@ WHERE q.project = :project AND q.name = :name
 INSERT INTO {messages} (queue_id, number, position, client, body, created, expires, visible_at)
 VALUES (:queue_id, :number, :position, :client, :body, :created, :expires, :visible_at)
 
--- A page, in one statement (one snapshot): the queue's row (incarnation, position counter, next due time; its
--- other columns NULL), then the page's messages (the queue's columns NULL), in no particular order: the caller
--- tells them apart and sorts the messages by position. No derived table holds a body (MariaDB would put it on disk).
+-- A page, in one statement (one snapshot): the queue's row (incarnation, NULL, next due time, NULL, NULL, NULL,
+-- position counter: a row with no body), then the page's messages (number, body, created, expires, claim_id,
+-- claim_expires, position), in no particular order: the caller tells them apart and sorts the messages by
+-- position. No derived table holds a body (MariaDB would put it on disk).
 -- name: page
-(SELECT id, last_position, next_due, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+(SELECT id, NULL, next_due, NULL, NULL, NULL, last_position
  FROM {queues} WHERE project = :project AND name = :name)
 UNION ALL
-(SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages}
+(SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages}
  WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
    AND position > :after AND (expires + 0) > :now AND {echo}
  ORDER BY position LIMIT :limit)
@@ -86,15 +87,15 @@ UNION ALL
 -- but is not yet cleared (few: claims and gc clear them); the caller keeps the first by position. Claimed
 -- messages are never walked.
 -- name: page_unclaimed
-(SELECT id, last_position, next_due, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+(SELECT id, NULL, next_due, NULL, NULL, NULL, last_position
  FROM {queues} WHERE project = :project AND name = :name)
 UNION ALL
-(SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
+(SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
  WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
    AND claim_expires IS NULL AND {free_position} > :after AND expires > :now AND {echo}
  ORDER BY {free_position} LIMIT :limit)
 UNION ALL
-(SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {lapsed_hint}
+(SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages} {lapsed_hint}
  WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
    AND claim_expires <= :now AND (position + 0) > :after AND (expires + 0) > :now AND {echo}
  ORDER BY (position + 0) LIMIT :limit)

@@ -11,29 +11,29 @@ RETURNING id, last_position, last_number
 
 -- The pages of common.sql, with each ordered part a subquery: SQLite takes no ORDER BY inside a compound SELECT.
 -- name: page
-SELECT id, last_position, next_due, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT id, NULL, next_due, NULL, NULL, NULL, last_position
 FROM {queues} WHERE project = :project AND name = :name
 UNION ALL
 SELECT * FROM (
-    SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages}
+    SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages}
     WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
       AND position > :after AND (expires + 0) > :now AND {echo}
     ORDER BY position LIMIT :limit
 )
 
 -- name: page_unclaimed
-SELECT id, last_position, next_due, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT id, NULL, next_due, NULL, NULL, NULL, last_position
 FROM {queues} WHERE project = :project AND name = :name
 UNION ALL
 SELECT * FROM (
-    SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
+    SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
     WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
       AND claim_expires IS NULL AND {free_position} > :after AND expires > :now AND {echo}
     ORDER BY {free_position} LIMIT :limit
 )
 UNION ALL
 SELECT * FROM (
-    SELECT NULL, NULL, NULL, number, body, created, expires, claim_id, claim_expires, position FROM {messages} {lapsed_hint}
+    SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages} {lapsed_hint}
     WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
       AND claim_expires <= :now AND position > :after AND expires > :now AND {echo}
     ORDER BY position LIMIT :limit
