@@ -217,9 +217,13 @@ class SQLMessages(MessageBase):
             "limit": request.limit,
             **named(request.queue, request.project),
         }
-        found = database.read(statement, **params).rows
-        queue, page = page_of(found)
+        queue, page = page_of(database.read(statement, **params).rows)
+        if queue is not None and queue[3] is not None and queue[3] <= request.now:  # a claim ended, not cleared
+            statement = "page_unclaimed_lapsed"
+            queue, page = page_of(database.read(statement, **params).rows)
         if queue is not None and due(queue[2], request.now):
+            if statement == "page_unclaimed":
+                statement = "page_unclaimed_lapsed"  # read once more, under the promotion's transaction
 
             def promote_then_read(session: Session) -> list[tuple[Any, ...]]:
                 promoted(session, request.queue, request.project, request.now)

@@ -83,17 +83,31 @@ UNION ALL
    AND position > :after AND (expires + 0) > :now AND {echo}
  ORDER BY position LIMIT :limit)
 
--- A page without claimed messages: the never-claimed ones off the {free} index, and those whose claim has ended
--- but is not yet cleared (few: claims and gc clear them); the caller keeps the first by position. Claimed
--- messages are never walked.
--- name: page_unclaimed
-(SELECT id, NULL, next_due, NULL, NULL, NULL, last_position
- FROM {queues} WHERE project = :project AND name = :name)
-UNION ALL
+-- The never-claimed messages of a page, off the {free} index: claimed messages are never walked.
+-- name: part_free_page
 (SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
  WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
    AND claim_expires IS NULL AND {free_position} > :after AND expires > :now AND {echo}
  ORDER BY {free_position} LIMIT :limit)
+
+-- A page without claimed messages. The queue's row carries (fourth column) the earliest end of a claim on its messages: when that is past, a
+-- claim has ended without being cleared yet (claims and gc clear them), and the caller reads
+-- page_unclaimed_lapsed instead, which adds those messages. The earliest end is one step down the index by claim
+-- end whatever the plan: a condition on :now there would let a generic plan scan the whole table for it.
+-- name: page_unclaimed
+(SELECT q.id, NULL, q.next_due, (SELECT min(claim_expires) FROM {messages} {lapsed_hint} WHERE queue_id = q.id),
+        NULL, NULL, q.last_position
+ FROM {queues} q WHERE q.project = :project AND q.name = :name)
+UNION ALL
+{part_free_page}
+
+-- The page above with the messages whose claim has ended but is not yet cleared (few); the caller keeps the
+-- first by position.
+-- name: page_unclaimed_lapsed
+(SELECT id, NULL, next_due, NULL, NULL, NULL, last_position
+ FROM {queues} WHERE project = :project AND name = :name)
+UNION ALL
+{part_free_page}
 UNION ALL
 (SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages} {lapsed_hint}
  WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)

@@ -21,16 +21,26 @@ SELECT * FROM (
     ORDER BY position LIMIT :limit
 )
 
--- name: page_unclaimed
-SELECT id, NULL, next_due, NULL, NULL, NULL, last_position
-FROM {queues} WHERE project = :project AND name = :name
-UNION ALL
+-- name: part_free_page
 SELECT * FROM (
     SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages} {free_hint}
     WHERE queue_id = (SELECT id FROM {queues} WHERE project = :project AND name = :name)
       AND claim_expires IS NULL AND {free_position} > :after AND expires > :now AND {echo}
     ORDER BY {free_position} LIMIT :limit
 )
+
+-- name: page_unclaimed
+SELECT q.id, NULL, q.next_due, (SELECT min(claim_expires) FROM {messages} {lapsed_hint} WHERE queue_id = q.id),
+       NULL, NULL, q.last_position
+FROM {queues} q WHERE q.project = :project AND q.name = :name
+UNION ALL
+{part_free_page}
+
+-- name: page_unclaimed_lapsed
+SELECT id, NULL, next_due, NULL, NULL, NULL, last_position
+FROM {queues} WHERE project = :project AND name = :name
+UNION ALL
+{part_free_page}
 UNION ALL
 SELECT * FROM (
     SELECT number, body, created, expires, claim_id, claim_expires, position FROM {messages} {lapsed_hint}

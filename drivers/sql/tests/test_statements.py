@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 
+from marconi.storage.clock import ManualClock
+
 from ..engine import Counter
 from .conftest import kind
 
@@ -102,6 +104,22 @@ def test_list_page(driver: SQLDriver, queue: str, project: str) -> None:
     assert count(driver, listing, "list page") == LIST_PAGE[kind(driver)]
     following = driver.message_controller.list(queue, project=project, marker=page.marker, limit=10)
     assert len(following.items) == 10
+
+
+def test_an_unclaimed_page_reads_again_while_a_claim_has_ended_uncleared(
+    driver: SQLDriver, queue: str, project: str, clock: ManualClock
+) -> None:
+    """The page's statement also says whether a claim has ended in the queue without being cleared: only then is
+    the page read again with those messages (a second statement), and they are on it."""
+    posted = post(driver, queue, project, 3)
+    driver.claim_controller.create(queue, {"ttl": 10}, project=project, limit=2)
+    listing = lambda: driver.message_controller.list(queue, project=project, limit=10)  # noqa: E731
+    assert count(driver, listing, "unclaimed page, a live claim") == LIST_PAGE[kind(driver)]
+    assert [message["id"] for message in listing().items] == posted[2:]
+    clock.advance(10)
+    statements, _ = count(driver, listing, "unclaimed page, a claim ended")
+    assert statements == LIST_PAGE[kind(driver)][0] + 1
+    assert [message["id"] for message in listing().items] == posted
 
 
 def test_claim_of_10_messages(driver: SQLDriver, queue: str, project: str) -> None:
