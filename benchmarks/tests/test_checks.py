@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from marconi_benchmarks.contenders import Contender, run_prefix
@@ -58,6 +60,19 @@ def test_the_shipped_workloads_parse_and_cover_the_issue():
         "held-10k-first-page",
         "held-100k-claim-delete",
     } <= names
+
+
+def test_the_sql_targets_are_the_shipped_workloads_only_larger():
+    """benchmarks/sql-targets.toml (the SQL driver's targets in one run) changes nothing but how many messages."""
+    from pathlib import Path
+
+    shipped = {w.name: w for w in catalogue()}
+    targets = catalogue(Path(__file__).parents[1] / "sql-targets.toml")
+    assert len(targets) == 12
+    for target in targets:
+        original = shipped[target.name]
+        assert target.messages >= 3 * original.messages
+        assert replace(target, messages=original.messages, sets=original.sets) == original
 
 
 @pytest.mark.parametrize(
