@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from marconi_drivers.sql.engine import BUSY_POLL_CAP, BUSY_POLL_FIRST  # the driver's pauses, the same here
+
 from ..contenders import Item
 from . import _NAMED, QueueMissing, SQLFloor
 
 BUSY_TIMEOUT = 10.0  # seconds a write waits for SQLite's one writer, as the driver's conflict_timeout
-#: The driver's pauses while the writer is busy (``marconi_drivers.sql.engine``): the first up to 0.1 ms,
-#: doubling up to 2 ms, each a random fraction of its ceiling.
-POLL_FIRST, POLL_CAP = 0.0001, 0.002
 _BUSY = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (the low byte of an extended code)
 
 
@@ -52,7 +51,7 @@ class PollingCursor:
                 if code & 0xFF not in _BUSY or time.monotonic() >= deadline:
                     raise
             tries += 1
-            time.sleep(random.uniform(0, min(POLL_CAP, POLL_FIRST * 2 ** min(tries, 20))))
+            time.sleep(random.uniform(0, min(BUSY_POLL_CAP, BUSY_POLL_FIRST * 2 ** min(tries, 20))))
 
     def fetchall(self) -> list[Any]:
         return self._cursor.fetchall()

@@ -275,10 +275,9 @@ class Database:
 
     def read(self, statement: str, /, **params: Any) -> Result:
         """One statement on its own (autocommit): a read, or a write that is atomic by itself."""
-        with Session(self, self._connections) as session:
-            if self.kind != "sqlite":
-                session.bound_lock_wait()
-            return session._execute(self.statements[statement], params)
+        with self.session() as session:
+            session.bound_lock_wait()
+            return session.run(statement, **params)
 
     def transaction(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in one transaction and commit it; what ``work`` raises rolls it back and propagates."""

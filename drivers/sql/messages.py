@@ -9,7 +9,6 @@ messages. Deletes are single statements that check the queue and the claim in th
 from __future__ import annotations
 
 from collections import defaultdict
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from marconi.storage.base import MessageBase
@@ -38,9 +37,6 @@ if TYPE_CHECKING:
 def by_position(rows: list[Row]) -> list[Row]:
     """Rows a statement returned in no particular order (RETURNING), in position order."""
     return sorted(rows, key=lambda row: row.position or 0)
-
-
-_POSITION = attrgetter("position")
 
 
 def page_of(records: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...] | None, list[Row]]:
@@ -209,7 +205,8 @@ class SQLMessages(MessageBase):
 
     def _list(self, request: ListRequest) -> Listed | None:
         database = self.driver.database
-        statement = "page" if request.include_claimed else "page_unclaimed"
+        # An unclaimed page leaves out, where it can, the messages whose claim ended without being cleared.
+        full = "page" if request.include_claimed else "page_unclaimed_lapsed"
         params = {
             "after": request.after,
             "now": request.now,
@@ -217,24 +214,20 @@ class SQLMessages(MessageBase):
             "limit": request.limit,
             **named(request.queue, request.project),
         }
-        queue, page = page_of(database.read(statement, **params).rows)
+        queue, page = page_of(database.read("page" if request.include_claimed else "page_unclaimed", **params).rows)
         if queue is not None and queue[3] is not None and queue[3] <= request.now:  # a claim ended, not cleared
-            statement = "page_unclaimed_lapsed"
-            queue, page = page_of(database.read(statement, **params).rows)
+            queue, page = page_of(database.read(full, **params).rows)
         if queue is not None and due(queue[2], request.now):
-            if statement == "page_unclaimed":
-                statement = "page_unclaimed_lapsed"  # read once more, under the promotion's transaction
 
             def promote_then_read(session: Session) -> list[tuple[Any, ...]]:
                 promoted(session, request.queue, request.project, request.now)
-                return session.run(statement, **params).rows
+                return session.run(full, **params).rows
 
             queue, page = page_of(database.transaction(promote_then_read))
         if queue is None:
             return None
         # The counter came from the same statement as the page: every position up to it was visible to it.
-        page.sort(key=_POSITION)
-        return Listed(int(queue[0]), page[: request.limit], int(queue[6]))
+        return Listed(int(queue[0]), by_position(page)[: request.limit], int(queue[6]))
 
     # -- deletes -------------------------------------------------------------------------------------------------
 

@@ -73,8 +73,8 @@ class Statement:
             match = _VALUES.search(self.raw)
             assert match is not None, f"{self.name}: only a statement ending in one VALUES group takes rows"
             groups = ", ".join("(" + _PARAMETER.sub(rf":\1_{index}", match["row"]) + ")" for index in range(len(rows)))
-            text = self._prepare(key, self.raw[: match.start("row") - 1] + groups)
-            self._order[key] = _PARAMETER.findall(match["row"])  # qmark: one row's names, for every row
+            # qmark: the values in order are one row's names, for every row
+            text = self._prepare(key, self.raw[: match.start("row") - 1] + groups, _PARAMETER.findall(match["row"]))
         if self.style == "qmark":
             row_names = self._order[key]
             return text, [row[name] for row in rows for name in row_names]
@@ -84,10 +84,11 @@ class Statement:
             names = self._row_names[columns, len(rows)] = [f"{c}_{i}" for i in range(len(rows)) for c in columns]
         return text, dict(zip(names, [row[column] for row in rows for column in columns], strict=True))
 
-    def _prepare(self, key: tuple[Any, ...], sql: str) -> str:
-        """The text of ``sql`` in the DBAPI's style, kept under ``key`` (with, for qmark, its parameters' order)."""
+    def _prepare(self, key: tuple[Any, ...], sql: str, order: list[str] | None = None) -> str:
+        """The text of ``sql`` in the DBAPI's style, kept under ``key``; for qmark also the names of its values in
+        order (``order``, or its parameters as they appear)."""
         if self.style == "qmark":
-            self._order[key] = _PARAMETER.findall(sql)
+            self._order[key] = _PARAMETER.findall(sql) if order is None else order
             text = _PARAMETER.sub("?", sql)
         else:
             binary = self.binary

@@ -90,9 +90,9 @@ UNION ALL
    AND claim_expires IS NULL AND {free_position} > :after AND expires > :now AND {echo}
  ORDER BY {free_position} LIMIT :limit)
 
--- A page without claimed messages. The queue's row carries (fourth column) the earliest end of a claim on its messages: when that is past, a
--- claim has ended without being cleared yet (claims and gc clear them), and the caller reads
--- page_unclaimed_lapsed instead, which adds those messages. The earliest end is one step down the index by claim
+-- A page without claimed messages. The queue's row carries (fourth column) the earliest end of a claim on its
+-- messages: when that is past, a claim has ended without being cleared yet (claims and gc clear them), and the
+-- caller reads page_unclaimed_lapsed instead, which adds those messages. The earliest end is one step down the index by claim
 -- end whatever the plan: a condition on :now there would let a generic plan scan the whole table for it.
 -- name: page_unclaimed
 (SELECT q.id, NULL, q.next_due, (SELECT min(claim_expires) FROM {messages} {lapsed_hint} WHERE queue_id = q.id),
