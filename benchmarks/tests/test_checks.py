@@ -63,7 +63,8 @@ def test_the_shipped_workloads_parse_and_cover_the_issue():
 
 
 def test_the_sql_targets_are_the_shipped_workloads_only_larger():
-    """benchmarks/sql-targets.toml (the SQL driver's targets in one run) changes nothing but how many messages."""
+    """benchmarks/sql-targets.toml (the SQL driver's targets in one run) changes nothing but how many messages, and
+    at most shortens a time cap."""
     from pathlib import Path
 
     shipped = {w.name: w for w in catalogue()}
@@ -72,7 +73,8 @@ def test_the_sql_targets_are_the_shipped_workloads_only_larger():
     for target in targets:
         original = shipped[target.name]
         assert target.messages >= 3 * original.messages
-        assert replace(target, messages=original.messages, sets=original.sets) == original
+        assert target.seconds <= original.seconds
+        assert replace(target, messages=original.messages, seconds=original.seconds, sets=original.sets) == original
 
 
 @pytest.mark.parametrize(

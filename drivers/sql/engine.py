@@ -451,8 +451,9 @@ class Session:
         """One statement for each of ``rows`` (PyMySQL folds an INSERT's into one)."""
         return self._execute(self.database.statements[statement], {}, rows)
 
-    def insert(self, statement: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert ``rows`` with one multi-row INSERT per chunk (every backend's parameter limits respected)."""
+    def insert(self, statement: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Insert ``rows`` (each its values in the order of the statement's VALUES group) with one multi-row INSERT
+        per chunk (every backend's parameter limits respected)."""
         prepared = self.database.statements[statement]
         inserted = 0
         for start in range(0, len(rows), INSERT_CHUNK):

@@ -95,6 +95,10 @@ def take(
     return queue, [row_of(record) for record in chosen]
 
 
+#: The values of each row ``_insert`` hands message_insert, in order.
+INSERTED = ("queue_id", "number", "position", "client", "body", "created", "expires", "visible_at")
+
+
 class SQLMessages(MessageBase):
     driver: SQLDriver
 
@@ -171,26 +175,18 @@ class SQLMessages(MessageBase):
 
     @staticmethod
     def _insert(session: Session, queue: QueueRow, request: PostRequest) -> Posted:
-        """Insert the batch numbered and placed just before the counters of ``queue`` (as advanced)."""
+        """Insert the batch numbered and placed just before the counters of ``queue`` (as advanced); each row's
+        values in the order of message_insert's VALUES (``INSERTED``)."""
         first = queue.last_number - len(request.messages) + 1
         numbers = list(range(first, queue.last_number + 1))
         position = queue.last_position - request.visible
+        queue_id, client, now = queue.id, request.client, request.now
         rows = []
         for number, message in zip(numbers, request.messages, strict=True):
             if not message.delayed:
                 position += 1
-            rows.append(
-                {
-                    "queue_id": queue.id,
-                    "number": number,
-                    "position": None if message.delayed else position,
-                    "client": request.client,
-                    "body": message.body,
-                    "created": request.now,
-                    "expires": message.expires,
-                    "visible_at": message.visible_at,
-                }
-            )
+            placed = None if message.delayed else position
+            rows.append((queue_id, number, placed, client, message.body, now, message.expires, message.visible_at))
         session.insert("message_insert", rows)
         return Posted(queue.id, numbers)
 

@@ -62,27 +62,37 @@ class Statement:
     #: psycopg a description of every column).
     returns_rows: bool | None = None
     _texts: dict[tuple[Any, ...], str] = field(default_factory=dict, repr=False)
-    _row_names: dict[tuple[tuple[str, ...], int], list[str]] = field(default_factory=dict, repr=False)
+    _row_names: dict[tuple[Any, ...], list[str]] = field(default_factory=dict, repr=False)  # pyformat: per rows key
     _order: dict[tuple[Any, ...], list[str]] = field(default_factory=dict, repr=False)  # qmark: names, in order
 
-    def rows(self, rows: Sequence[Mapping[str, Any]]) -> tuple[str, Any]:
-        """An ``INSERT ... VALUES (...)`` for all of ``rows`` at once: one statement, one VALUES group per row."""
+    def rows(self, rows: Sequence[Sequence[Any]]) -> tuple[str, Any]:
+        """An ``INSERT ... VALUES (...)`` for all of ``rows`` at once: one statement, one VALUES group per row. Each
+        row holds its values in the order of the statement's VALUES group (``row_names``)."""
         key = ("rows", len(rows))
         text = self._texts.get(key)
         if text is None:
-            match = _VALUES.search(self.raw)
-            assert match is not None, f"{self.name}: only a statement ending in one VALUES group takes rows"
-            groups = ", ".join("(" + _PARAMETER.sub(rf":\1_{index}", match["row"]) + ")" for index in range(len(rows)))
-            # qmark: the values in order are one row's names, for every row
-            text = self._prepare(key, self.raw[: match.start("row") - 1] + groups, _PARAMETER.findall(match["row"]))
+            values_group = self._values_group()
+            groups = ", ".join(
+                "(" + _PARAMETER.sub(rf":\1_{index}", values_group["row"]) + ")" for index in range(len(rows))
+            )
+            text = self._prepare(key, self.raw[: values_group.start("row") - 1] + groups, [])
+        values = [value for row in rows for value in row]
         if self.style == "qmark":
-            row_names = self._order[key]
-            return text, [row[name] for row in rows for name in row_names]
-        columns = tuple(rows[0])
-        names = self._row_names.get((columns, len(rows)))
+            return text, values
+        names = self._row_names.get(key)
         if names is None:
-            names = self._row_names[columns, len(rows)] = [f"{c}_{i}" for i in range(len(rows)) for c in columns]
-        return text, dict(zip(names, [row[column] for row in rows for column in columns], strict=True))
+            names = self._row_names[key] = [f"{name}_{i}" for i in range(len(rows)) for name in self.row_names]
+        return text, dict(zip(names, values, strict=True))
+
+    @property
+    def row_names(self) -> list[str]:
+        """The parameters of the statement's one VALUES group, in order: what each row of ``rows`` holds."""
+        return _PARAMETER.findall(self._values_group()["row"])
+
+    def _values_group(self) -> re.Match[str]:
+        match = _VALUES.search(self.raw)
+        assert match is not None, f"{self.name}: only a statement ending in one VALUES group takes rows"
+        return match
 
     def _prepare(self, key: tuple[Any, ...], sql: str, order: list[str] | None = None) -> str:
         """The text of ``sql`` in the DBAPI's style, kept under ``key``; for qmark also the names of its values in

@@ -155,13 +155,25 @@ def _check_json(value: object, field: str) -> None:
 
 
 _JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+# ``JSONEncoder.encode`` makes a new C encoder on every call, half the cost of a short body: this one is made once.
+# It skips the cycle check: ``_check_json`` has refused anything nested past MAX_JSON_DEPTH, and so every cycle.
+_C_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_CHUNKS: Any = (
+    _C_ENCODER(None, _JSON.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
+    if _C_ENCODER is not None
+    else None
+)
+
+
+def _encode(value: object) -> str:
+    return "".join(_CHUNKS(value, 0)) if _CHUNKS is not None else _JSON.encode(value)
 
 
 def to_json(value: object, field: str) -> str:
     """Serialise a JSON value to compact ASCII text, or raise naming ``field``."""
     _check_json(value, field)
     try:
-        return _JSON.encode(value)
+        return _encode(value)
     except ValueError:  # an integer with more digits than Python converts to text (sys.get_int_max_str_digits)
         raise InvalidInput(field, "holds an integer too long to write as JSON text") from None
 
@@ -194,15 +206,28 @@ def queue_metadata(value: object, field: str = "metadata") -> str:
     return text
 
 
+#: Canonical forms of the UUID texts seen last: a process serves few clients, each calling again and again.
+_CANONICAL_UUIDS: dict[str, str] = {}
+_CANONICAL_UUIDS_KEPT = 1024
+
+
 def client_uuid(value: object, field: str = "client_uuid") -> str:
     """A UUID, given as ``uuid.UUID`` or text; returned in canonical text form."""
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, str) and len(value) <= 64:
+        known = _CANONICAL_UUIDS.get(value)
+        if known is not None:
+            return known
         try:
-            return str(uuid.UUID(value))
+            canonical = str(uuid.UUID(value))
         except ValueError:
             pass
+        else:
+            if len(_CANONICAL_UUIDS) >= _CANONICAL_UUIDS_KEPT:
+                _CANONICAL_UUIDS.clear()
+            _CANONICAL_UUIDS[value] = canonical
+            return canonical
     raise InvalidInput(field, f"must be a UUID, got {describe(value)}")
 
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from marconi.storage.clock import ManualClock
 
 from ..engine import Counter
+from ..messages import INSERTED
 from .conftest import kind
 
 if TYPE_CHECKING:
@@ -95,6 +96,10 @@ def test_post_promoting_due_delayed_messages_stays_one_transaction(driver, queue
     listed = [m["body"] for m in driver.message_controller.list(queue, project=project, limit=100).items]
     batch = [{"n": i} for i in range(10)]
     assert listed == [*batch, 0, *batch], "the due message takes its place before the batch"
+
+
+def test_a_posts_rows_hold_their_values_in_the_order_of_the_insert(driver: SQLDriver) -> None:
+    assert tuple(driver.database.statements["message_insert"].row_names) == INSERTED
 
 
 def test_list_page(driver: SQLDriver, queue: str, project: str) -> None:
