@@ -102,6 +102,20 @@ def test_a_posts_rows_hold_their_values_in_the_order_of_the_insert(driver: SQLDr
     assert tuple(driver.database.statements["message_insert"].row_names) == INSERTED
 
 
+def test_postgresqls_pages_write_their_limit_as_a_checked_number(driver: SQLDriver) -> None:
+    """So that PostgreSQL keeps their plan (a bound LIMIT makes every page planned anew); nothing else changes."""
+    statements = driver.database.statements
+    if driver.database.kind != "postgresql":
+        assert not any(statements[name].literal_limit for name in statements)
+        return
+    text, params = statements["page_unclaimed"].render({"limit": 7, "after": 0})
+    assert "LIMIT 7" in text and "%(limit)s" not in text and params == {"limit": 7, "after": 0}
+    for bad in (0, 101, True, "7 OR 1=1", 7.0):
+        with pytest.raises(ValueError, match="limit must be an int"):
+            statements["page"].render({"limit": bad})
+    assert "LIMIT %(limit)s" in statements["page_unclaimed_lapsed"].render({"limit": 7})[0]
+
+
 def test_list_page(driver: SQLDriver, queue: str, project: str) -> None:
     post(driver, queue, project, 20)
     page = driver.message_controller.list(queue, project=project, limit=10)
