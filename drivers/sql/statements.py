@@ -81,7 +81,7 @@ class Statement:
             groups = ", ".join(
                 "(" + _PARAMETER.sub(rf":\1_{index}", values_group["row"]) + ")" for index in range(len(rows))
             )
-            text = self._prepare(key, self.raw[: values_group.start("row") - 1] + groups, [])
+            text = self._prepare(key, self.raw[: values_group.start("row") - 1] + groups, named=False)
         values = [value for row in rows for value in row]
         if self.style == "qmark":
             return text, values
@@ -100,11 +100,12 @@ class Statement:
         assert match is not None, f"{self.name}: only a statement ending in one VALUES group takes rows"
         return match
 
-    def _prepare(self, key: tuple[Any, ...], sql: str, order: list[str] | None = None) -> str:
+    def _prepare(self, key: tuple[Any, ...], sql: str, named: bool = True) -> str:
         """The text of ``sql`` in the DBAPI's style, kept under ``key``; for qmark also the names of its values in
-        order (``order``, or its parameters as they appear)."""
+        order, unless its values come in order already (not ``named``: ``rows``)."""
         if self.style == "qmark":
-            self._order[key] = _PARAMETER.findall(sql) if order is None else order
+            if named:
+                self._order[key] = _PARAMETER.findall(sql)
             text = _PARAMETER.sub("?", sql)
         else:
             binary = self.binary
@@ -115,12 +116,13 @@ class Statement:
         return text
 
     def _limited(self, limit: Any) -> str:
+        # A number from a closed set, never a caller's text: an int the core has checked, checked again here, on
+        # every call (True and 7.0 would find the texts of 1 and 7: they are equal keys).
+        if type(limit) is not int or not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"{self.name}: the limit must be an int from 1 to {MAX_LIMIT}, got {limit!r}")
         key = ("limit", limit)
         text = self._texts.get(key)
         if text is None:
-            # A number from a closed set, never a caller's text: an int the core has checked, checked again here.
-            if type(limit) is not int or not 1 <= limit <= MAX_LIMIT:
-                raise ValueError(f"{self.name}: the limit must be an int from 1 to {MAX_LIMIT}, got {limit!r}")
             text = self._prepare(key, self.raw.replace("LIMIT :limit", f"LIMIT {limit}"))
         return text
 

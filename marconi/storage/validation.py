@@ -158,15 +158,12 @@ _JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=Fal
 # ``JSONEncoder.encode`` makes a new C encoder on every call, half the cost of a short body: this one is made once.
 # It skips the cycle check: ``_check_json`` has refused anything nested past MAX_JSON_DEPTH, and so every cycle.
 _C_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
-_CHUNKS: Any = (
-    _C_ENCODER(None, _JSON.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
-    if _C_ENCODER is not None
-    else None
-)
+_encode: Callable[[object], str] = _JSON.encode  # where Python has no C encoder
+if _C_ENCODER is not None:
+    _CHUNKS = _C_ENCODER(None, _JSON.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
 
-
-def _encode(value: object) -> str:
-    return "".join(_CHUNKS(value, 0)) if _CHUNKS is not None else _JSON.encode(value)
+    def _encode(value: object) -> str:
+        return "".join(_CHUNKS(value, 0))
 
 
 def to_json(value: object, field: str) -> str:

@@ -110,6 +110,8 @@ def test_postgresqls_pages_write_their_limit_as_a_checked_number(driver: SQLDriv
         return
     text, params = statements["page_unclaimed"].render({"limit": 7, "after": 0})
     assert "LIMIT 7" in text and "%(limit)s" not in text and params == {"limit": 7, "after": 0}
+    for cached in (1, 7):  # True and 7.0 are keys equal to these: refused all the same
+        statements["page"].render({"limit": cached})
     for bad in (0, 101, True, "7 OR 1=1", 7.0):
         with pytest.raises(ValueError, match="limit must be an int"):
             statements["page"].render({"limit": bad})
